@@ -1,0 +1,355 @@
+"""The shape of app.yaml, validated by pydantic. Every section has working defaults."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.config.types import (
+    ClockTime,
+    Cron,
+    Duration,
+    Email,
+    Money,
+    PricePerMTok,
+    Slug,
+    TimeZoneName,
+)
+
+DEFAULT_CATEGORIES = ["agentic", "coding", "analysis", "writing", "summarization", "chat", "unknown"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrgConfig(Section):
+    name: str = "My company"
+    timezone: TimeZoneName = "UTC"
+    currency: Literal["USD"] = Field(
+        "USD", description="Providers bill in USD; amounts are shown and stored in USD."
+    )
+
+
+class ChatIds(Section):
+    slack: str | None = None
+    teams: str | None = None
+
+
+class TeamConfig(Section):
+    key: Slug
+    name: str
+    timezone: TimeZoneName | None = None
+    channel: ChatIds = ChatIds()
+    digest_cron: Cron | None = None
+    budget_usd: Money | None = None
+
+
+class PersonConfig(Section):
+    email: Email
+    name: str
+    team: Slug | None = None
+    manager: Email | None = None
+    timezone: TimeZoneName | None = None
+    slack_id: str | None = None
+    teams_id: str | None = Field(None, description="Azure AD object id")
+    out_of_office: bool = False
+
+
+class DirectoryConfig(Section):
+    teams: list[TeamConfig] = []
+    people: list[PersonConfig] = []
+    people_csv: Path | None = Field(
+        None,
+        description="CSV with columns email,name,team,manager,timezone,slack_id,teams_id; "
+        "relative to app.yaml. Merged with inline people.",
+    )
+
+
+class PolicyConfig(Section):
+    default_cap_usd: Money = Decimal(1500)
+    team_caps: dict[Slug, Money] = {}
+    person_caps: dict[Email, Money] = {}
+
+
+class GatewaySyncConfig(Section):
+    """Optionally raise a person's budget in a LiteLLM proxy while a grant is active."""
+
+    enabled: bool = False
+    base_url: str = "http://127.0.0.1:4000"
+    key_env: str = "LITELLM_MASTER_KEY"
+
+
+class SandboxConfig(Section):
+    enabled: bool = True
+    pool_usd: Money = Decimal(20000)
+    per_request_max_usd: Money = Decimal(500)
+    second_approver_threshold_usd: Money = Decimal(1000)
+    second_approver: Email | None = None
+    fallback_approver: Email | None = None
+    default_duration_days: int = Field(30, ge=1, le=365)
+    max_duration_days: int = Field(90, ge=1, le=365)
+    min_purpose_words: int = Field(3, ge=1, le=50)
+    one_open_request: bool = True
+    reminder_after: Duration = timedelta(hours=24)
+    escalate_after: Duration = timedelta(hours=48)
+    expire_after: Duration = timedelta(days=7)
+    outcome_prompt_before: Duration = timedelta(days=2)
+    gateway: GatewaySyncConfig = GatewaySyncConfig()
+
+    @model_validator(mode="after")
+    def _ordering(self) -> SandboxConfig:
+        if self.default_duration_days > self.max_duration_days:
+            raise ValueError("default_duration_days must not exceed max_duration_days")
+        if not self.reminder_after < self.escalate_after < self.expire_after:
+            raise ValueError("expected reminder_after < escalate_after < expire_after")
+        return self
+
+
+class SourceMappings(Section):
+    """Provider identities to people (email) or teams ("team:<key>")."""
+
+    users: dict[str, str] = {}
+    api_keys: dict[str, str] = {}
+    projects: dict[str, str] = {}
+    workspaces: dict[str, str] = {}
+    teams: dict[str, str] = {}
+
+
+class SourceBase(Section):
+    enabled: bool = True
+    base_url: str
+    key_env: str
+    repull_window: Duration = timedelta(hours=48)
+    backfill_days: int = Field(30, ge=1, le=400)
+    schedule: Cron = "20 * * * *"
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    max_pages: int = Field(10_000, ge=1)
+    mappings: SourceMappings = SourceMappings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class OpenAISource(SourceBase):
+    base_url: str = "https://api.openai.com"
+    key_env: str = "OPENAI_ADMIN_KEY"
+    bucket_width: Literal["1h", "1d"] = "1h"
+    fetch_key_owners: bool = True
+    reconcile_costs: bool = True
+
+
+class AnthropicSource(SourceBase):
+    base_url: str = "https://api.anthropic.com"
+    key_env: str = "ANTHROPIC_ADMIN_KEY"
+    bucket_width: Literal["1h", "1d"] = "1h"
+    claude_code: bool = True
+    reconcile_costs: bool = True
+
+
+class LiteLLMSource(SourceBase):
+    base_url: str = "http://127.0.0.1:4000"
+    key_env: str = "LITELLM_MASTER_KEY"
+    mode: Literal["spend_logs", "daily_activity"] = "spend_logs"
+
+
+class WebhookSource(Section):
+    enabled: bool = True
+    token_env: str = "TOKENCOACH_INGEST_TOKEN"
+    max_body_mb: int = Field(64, ge=1, le=1024)
+
+
+class SourcesConfig(Section):
+    openai: OpenAISource | None = None
+    anthropic: AnthropicSource | None = None
+    litellm: LiteLLMSource | None = None
+    webhook: WebhookSource = WebhookSource()
+
+
+class PriceEntry(Section):
+    model: str = Field(description="Exact model name, or a prefix ending in '*'")
+    provider: str | None = None
+    effective_from: date = date(2024, 1, 1)
+    input: PricePerMTok
+    output: PricePerMTok
+    cache_read: PricePerMTok | None = None
+    cache_write: PricePerMTok | None = None
+
+
+class PricingConfig(Section):
+    use_defaults: bool = True
+    models: list[PriceEntry] = []
+    routing: dict[str, str] = Field(
+        {},
+        description="Expensive model (or prefix*) -> the cheaper model of the same vendor "
+        "that routine work could use; used for routing-savings estimates.",
+    )
+
+
+class RuleMatch(Section):
+    source: str | None = None
+    provider: str | None = None
+    project: str | None = None
+    api_key: str | None = None
+    workspace: str | None = None
+    tag: str | None = None
+    model: str | None = Field(None, description="Exact model, or a prefix ending in '*'")
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RuleMatch:
+        if not any(self.model_dump().values()):
+            raise ValueError("a rule must match on at least one field")
+        return self
+
+
+class CategoryRule(Section):
+    name: str | None = None
+    match: RuleMatch
+    category: str
+
+
+class HeuristicsConfig(Section):
+    summarization_ratio: Decimal = Field(Decimal(8), gt=0)
+    summarization_min_input: int = Field(2000, ge=0)
+    writing_ratio: Decimal = Field(Decimal("1.5"), gt=0)
+    chat_max_input_per_request: int = Field(1500, ge=0)
+    chat_max_output_per_request: int = Field(800, ge=0)
+    agent_products: list[str] = ["claude_code", "codex", "cursor", "devin"]
+    coding_models: list[str] = ["*codex*", "*coder*", "codestral*"]
+
+
+class CategoriesConfig(Section):
+    names: list[str] = DEFAULT_CATEGORIES
+    low_value: list[str] = ["summarization", "chat"]
+    agentic: list[str] = ["agentic"]
+    rules: list[CategoryRule] = []
+    heuristics: HeuristicsConfig = HeuristicsConfig()
+
+    @model_validator(mode="after")
+    def _known(self) -> CategoriesConfig:
+        names = set(self.names)
+        if "unknown" not in names:
+            raise ValueError("categories.names must include 'unknown'")
+        for key in ("low_value", "agentic"):
+            missing = [c for c in getattr(self, key) if c not in names]
+            if missing:
+                raise ValueError(f"{key} names unknown categories: {', '.join(missing)}")
+        return self
+
+
+class Tutorial(Section):
+    id: Slug
+    title: str
+    url: str
+    summary: str = ""
+    level: Literal["beginner", "intermediate", "advanced"] = "beginner"
+    helps_with: list[str] = []
+    minutes: int | None = Field(None, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("tutorial url must start with https:// or http://")
+        return value
+
+
+class AlertsConfig(Section):
+    enabled: bool = True
+    thresholds: list[int] = [50, 80, 100]
+    forecast: bool = True
+
+    @field_validator("thresholds")
+    @classmethod
+    def _pct(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= v <= 1000 for v in value):
+            raise ValueError("thresholds are percentages between 1 and 1000")
+        return sorted(set(value))
+
+
+class NudgesConfig(Section):
+    enabled: bool = True
+    low_value_threshold: Decimal = Field(Decimal("0.70"), gt=0, le=1)
+    min_spend_usd: Money = Decimal(20)
+    window_days: int = Field(28, ge=7, le=120)
+    cooldown_days: int = Field(14, ge=1, le=365)
+    holdout_share: Decimal = Field(Decimal("0.10"), ge=0, lt=1)
+    working_hours_start: ClockTime = time(9, 0)
+    working_hours_end: ClockTime = time(18, 0)
+    working_days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    alerts: AlertsConfig = AlertsConfig()
+
+
+class DigestsConfig(Section):
+    enabled: bool = True
+    routine_categories: list[str] = ["summarization", "chat"]
+    small_team_min: int = Field(5, ge=1)
+    chart_weeks: int = Field(8, ge=2, le=52)
+    manager_digests: bool = True
+    admin_digest: bool = True
+    catch_up_days: int = Field(7, ge=0, le=31)
+
+
+class SchedulesConfig(Section):
+    digest: Cron = "0 9 * * mon"
+    nudge_sweep: Cron = "0 10 * * tue"
+    threshold_alerts: Cron = "*/30 * * * *"
+    approvals: Cron = "*/10 * * * *"
+    retention: Cron = "30 3 * * *"
+    tick_seconds: int = Field(30, ge=1, le=3600)
+
+
+class RetentionConfig(Section):
+    raw_usage_days: int = Field(400, ge=35)
+    processed_events_days: int = Field(7, ge=1)
+    sent_outbox_days: int = Field(90, ge=1)
+
+
+class ServerConfig(Section):
+    public_url: str | None = Field(
+        None, description="Base URL where Teams can fetch chart images (signed links)."
+    )
+    commands_per_minute: int = Field(30, ge=1)
+    request_timeout_seconds: float = Field(10, gt=0)
+
+
+class AppConfig(Section):
+    org: OrgConfig = OrgConfig()
+    admins: list[Email] = []
+    directory: DirectoryConfig = DirectoryConfig()
+    policy: PolicyConfig = PolicyConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    sources: SourcesConfig = SourcesConfig()
+    pricing: PricingConfig = PricingConfig()
+    categories: CategoriesConfig = CategoriesConfig()
+    tutorials: list[Tutorial] = []
+    nudges: NudgesConfig = NudgesConfig()
+    digests: DigestsConfig = DigestsConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    retention: RetentionConfig = RetentionConfig()
+    server: ServerConfig = ServerConfig()
+
+    # Filled by the loader, not from YAML: where the file lives, for relative paths.
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    def team(self, key: str) -> TeamConfig | None:
+        return next((t for t in self.directory.teams if t.key == key), None)
+
+    def cap_for(self, email: str, team: str | None) -> Decimal:
+        if email in self.policy.person_caps:
+            return self.policy.person_caps[email]
+        if team and team in self.policy.team_caps:
+            return self.policy.team_caps[team]
+        return self.policy.default_cap_usd

@@ -1,0 +1,80 @@
+"""Structured JSON logs with request ids; secrets are redacted before anything is written."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def new_request_id() -> str:
+    rid = uuid.uuid4().hex[:16]
+    request_id.set(rid)
+    return rid
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = request_id.get()
+        if rid:
+            out["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces any known secret value in the rendered record with [redacted]."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        text = record.getMessage()
+        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        blob = text + json.dumps(extras, default=str)
+        if any(s in blob for s in self.secrets):
+            for s in self.secrets:
+                text = text.replace(s, "[redacted]")
+            record.msg, record.args = text, None
+            for key, value in extras.items():
+                rendered = json.dumps(value, default=str)
+                if any(s in rendered for s in self.secrets):
+                    for s in self.secrets:
+                        rendered = rendered.replace(s, "[redacted]")
+                    record.__dict__[key] = json.loads(rendered)
+        return True
+
+
+def setup_logging(*, level: str = "INFO", json_logs: bool = True,
+                  secrets: Iterable[str] = ()) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiohttp.access", "alembic", "apscheduler", "httpx", "slack_bolt", "slack_sdk",
+                  "botbuilder", "msrest", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

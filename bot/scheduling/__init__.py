@@ -1,0 +1,1 @@
+"""Time-triggered work: job registry, claims and the runner."""

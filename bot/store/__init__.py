@@ -1,0 +1,5 @@
+"""Persistence: tables, migrations, engines."""
+
+from bot.store.database import Database, NotMigratedError
+
+__all__ = ["Database", "NotMigratedError"]

@@ -1,0 +1,116 @@
+"""Engines and sessions for SQLite and PostgreSQL, and the "is it migrated?" check."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+class NotMigratedError(RuntimeError):
+    """The database schema is missing or older than this code."""
+
+
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        pool_size=pool_size,
+        max_overflow=4,
+        pool_pre_ping=False,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transactions out of pysqlite's hands so we can choose the BEGIN kind.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # Writers take the write lock up front: a deferred transaction that later
+        # writes fails at once with SQLITE_BUSY instead of waiting for the lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """One place that knows the URL, the dialect and how to open sessions."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False):
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
+            self._read_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
+        elif self.dialect == "postgresql":
+            self.engine = create_async_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_timeout=5,
+                # Fail fast when the server is gone, instead of hanging a request.
+                connect_args={"timeout": 5, "command_timeout": 60},
+                echo=echo,
+            )
+            self._read_engine = self.engine
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed on success, rolled back on error."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction for hot paths (no write lock on SQLite)."""
+        async with self._readers() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self._read_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        async with self._read_engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+            )
+
+    async def ensure_migrated(self) -> None:
+        from bot.store.migrate import head_revision
+
+        current = await self.current_revision()
+        head = head_revision()
+        if current != head:
+            state = "empty" if current is None else f"at revision {current}"
+            raise NotMigratedError(
+                f"the database is {state}, this version needs {head}: "
+                "run `tokencoach db upgrade` first"
+            )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self._read_engine is not self.engine:
+            await self._read_engine.dispose()

@@ -1,0 +1,1 @@
+"""Usage: records from providers and files, attributed, priced, categorised, stored."""

@@ -1,0 +1,78 @@
+"""Who a usage record belongs to: email, provider user id, API key, project, workspace.
+
+Loaded once per ingest from the store (directory + identities); lookups are dict gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.tables import Identity, Person
+from bot.usage.record import RawUsage
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    person_id: int | None
+    team_id: int | None
+    identity: str | None  # the raw identity kept when nobody could be found
+
+
+class IdentityResolver:
+    def __init__(self, people: dict[str, tuple[int, int | None]],
+                 identities: dict[tuple[str, str], tuple[int | None, int | None]]):
+        self.people = people  # email -> (person_id, team_id)
+        self.identities = identities  # (kind, value) -> (person_id, team_id)
+        self._person_team = {pid: tid for pid, tid in people.values()}
+
+    @classmethod
+    async def load(cls, s: AsyncSession) -> IdentityResolver:
+        people = {
+            email: (pid, tid)
+            for email, pid, tid in (
+                await s.execute(select(Person.email, Person.id, Person.team_id))
+            )
+        }
+        identities = {
+            (kind, value): (pid, tid)
+            for kind, value, pid, tid in (
+                await s.execute(
+                    select(Identity.kind, Identity.value, Identity.person_id, Identity.team_id)
+                )
+            )
+        }
+        return cls(people, identities)
+
+    def _person(self, pid: int | None, tid: int | None) -> tuple[int | None, int | None]:
+        if pid is not None:
+            return pid, self._person_team.get(pid, tid)
+        return None, tid
+
+    def resolve(self, r: RawUsage) -> Owner:
+        src = r.source.split(":", 1)[0]
+        if r.user:
+            if r.user_kind == "email" or "@" in r.user:
+                hit = self.people.get(r.user.lower())
+                if hit:
+                    return Owner(hit[0], hit[1], None)
+            hit2 = self.identities.get((f"{src}:users", r.user))
+            if hit2:
+                return Owner(*self._person(*hit2), None)
+        for kind, value in (("api_keys", r.api_key), ("projects", r.project),
+                            ("workspaces", r.workspace), ("teams", r.team)):
+            if value:
+                hit2 = self.identities.get((f"{src}:{kind}", value))
+                if hit2:
+                    pid, tid = self._person(*hit2)
+                    # A project or workspace mapped to a team attributes to the team only.
+                    return Owner(pid, tid, None if pid else f"{kind[:-1]}:{value}")
+        raw = next(
+            (f"{k}:{v}" for k, v in (("user", r.user), ("api_key", r.api_key),
+                                     ("project", r.project), ("workspace", r.workspace),
+                                     ("team", r.team)) if v),
+            "unknown",
+        )
+        return Owner(None, None, raw)

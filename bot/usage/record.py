@@ -1,0 +1,44 @@
+"""The neutral usage record every source produces before attribution and pricing.
+
+Token semantics: ``input_tokens`` are *uncached* input tokens (billed at the input rate);
+``cache_read_tokens`` and ``cache_write_tokens`` are billed at their own rates. Sources
+whose input count includes cached tokens (OpenAI) subtract them when they build a record.
+No prompt or completion text exists anywhere in this type, by design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+def record_key(source: str, *parts: object) -> bytes:
+    """16-byte natural key: the same source + grouping always gives the same key."""
+    text = "\x1f".join([source, *("" if p is None else str(p) for p in parts)])
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class RawUsage:
+    key: bytes
+    source: str
+    occurred_at: datetime  # aware UTC; a bucket's start
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    requests: int = 0
+    tool_calls: int = 0
+    cost_micros: int | None = None  # the provider's own cost at this grain, if given
+    category: str | None = None  # explicit category from the source
+    user: str | None = None  # email or provider user id
+    user_kind: str = "email"  # "email", or the identity kind of a provider user id
+    api_key: str | None = None
+    project: str | None = None
+    workspace: str | None = None
+    team: str | None = None  # provider-side team id (LiteLLM)
+    tags: tuple[str, ...] = field(default=())
+    product: str | None = None  # an agent product (claude_code, codex, ...) when known

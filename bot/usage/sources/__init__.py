@@ -1,0 +1,1 @@
+"""Usage sources: provider connectors, files and the webhook."""

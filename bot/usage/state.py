@@ -1,0 +1,43 @@
+"""Per-source checkpoint and freshness bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.tables import SourceState
+
+
+async def _state(s: AsyncSession, source: str) -> SourceState:
+    state = await s.get(SourceState, source)
+    if state is None:
+        state = SourceState(source=source, records_total=0)
+        s.add(state)
+    return state
+
+
+async def record_success(s: AsyncSession, source: str, *, now: datetime, records: int = 0,
+                         data_as_of: datetime | None = None,
+                         checkpoint: datetime | None = None) -> None:
+    state = await _state(s, source)
+    state.last_run_at = now
+    state.last_success_at = now
+    state.last_error = None
+    state.records_total = (state.records_total or 0) + records
+    if data_as_of and (state.data_as_of is None or data_as_of > state.data_as_of):
+        state.data_as_of = data_as_of
+    if checkpoint and (state.checkpoint is None or checkpoint > state.checkpoint):
+        state.checkpoint = checkpoint
+
+
+async def record_error(s: AsyncSession, source: str, *, now: datetime, error: str) -> None:
+    state = await _state(s, source)
+    state.last_run_at = now
+    state.last_error = error[:2000]
+    state.last_error_at = now
+
+
+async def checkpoint_of(s: AsyncSession, source: str) -> datetime | None:
+    return await s.scalar(select(SourceState.checkpoint).where(SourceState.source == source))

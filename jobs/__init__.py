@@ -1,0 +1,4 @@
+"""What happens on its own. Each module registers its jobs; each job is a plain async
+function ``(runtime, occurrence) -> result`` that the scheduler calls and a test can call."""
+
+from jobs import retention  # noqa: F401

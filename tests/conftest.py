@@ -1,0 +1,103 @@
+"""Fixtures: every store test runs on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import AppConfig, load_config
+from bot.config.env import Env
+from bot.directory import sync_directory
+from bot.runtime import Runtime
+from bot.store import Database
+from tests.helpers import databases
+from tests.helpers.clock import FakeClock
+
+REPO = Path(__file__).resolve().parents[1]
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A migrated template database per backend (migrated once per session)."""
+    problem = asyncio.run(databases.pg_reachable())
+    if problem:
+        pytest.exit(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({problem}). "
+                    "`make test` starts it; the suite does not skip PostgreSQL.", returncode=3)
+    sqlite_template = tmp_path_factory.mktemp("template") / "template.db"
+    databases.migrate(f"sqlite+aiosqlite:///{sqlite_template}")
+    pg_name = f"tc_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    databases.migrate(databases.pg_url(pg_name))
+    yield {"sqlite": str(sqlite_template), "postgresql": pg_name}
+    asyncio.run(databases.pg_drop(pg_name))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def db_url(backend: str, templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield databases.sqlite_copy(Path(templates["sqlite"]), tmp_path)
+        return
+    name = await databases.pg_create_from(templates["postgresql"])
+    try:
+        yield databases.pg_url(name)
+    finally:
+        await databases.pg_drop(name)
+
+
+@pytest.fixture(scope="session")
+def base_config() -> AppConfig:
+    return load_config(REPO / "app.yaml")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def with_overrides(config: AppConfig, **sections: dict[str, Any]) -> AppConfig:
+    """A copy of ``config`` with sections partly replaced: with_overrides(c, nudges={...})."""
+    data = config.model_dump(mode="json", exclude={"base_dir"})
+    for section, values in sections.items():
+        if isinstance(data.get(section), dict) and isinstance(values, dict):
+            data[section] = {**data[section], **values}
+        else:
+            data[section] = values
+    return AppConfig.model_validate(data).model_copy(update={"base_dir": config.base_dir})
+
+
+@pytest.fixture
+async def make_runtime(
+    db_url: str, base_config: AppConfig, clock: FakeClock
+) -> AsyncIterator[Callable[..., Any]]:
+    created: list[Runtime] = []
+
+    async def make(config: AppConfig | None = None, env: Env | None = None,
+                   sync: bool = True, **env_fields: Any) -> Runtime:
+        env = env or Env(database_url=db_url, **env_fields)
+        rt = Runtime(config=config or base_config, env=env, db=Database(env.database_url),
+                     clock=clock)
+        created.append(rt)
+        if sync:
+            await sync_directory(rt)
+        return rt
+
+    yield make
+    for runtime in created:
+        await runtime.close()
+
+
+@pytest.fixture
+async def rt(make_runtime: Callable[..., Any]) -> Runtime:
+    """A runtime on a fresh database with the demo org's directory synced."""
+    return await make_runtime()

@@ -1,0 +1,1 @@
+"""Test helpers: databases, clocks, servers, fakes of external services."""
