@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import AppConfig, load_config
 from bot.config.env import Env
+from bot.ratelimit import RateLimiter
 from bot.store import Database
 from bot.timeutil import utcnow
 
@@ -30,6 +31,7 @@ class Runtime:
     platforms: dict[str, Deliverer] = field(default_factory=dict)
     # Set by the outbox sender so enqueuers can wake it for prompt delivery.
     outbox_wakeup: Callable[[], None] | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter)
 
     def now(self) -> datetime:
         return self.clock()
@@ -59,6 +61,7 @@ class Runtime:
             clock=lambda: at,
             platforms=self.platforms,
             outbox_wakeup=self.outbox_wakeup,
+            limiter=self.limiter,
         )
 
     async def close(self) -> None:

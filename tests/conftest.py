@@ -101,3 +101,48 @@ async def make_runtime(
 async def rt(make_runtime: Callable[..., Any]) -> Runtime:
     """A runtime on a fresh database with the demo org's directory synced."""
     return await make_runtime()
+
+
+# --- Slack ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fake_slack(base_config: AppConfig) -> AsyncIterator[Any]:
+    from tests.fakes.slack import FakeSlack
+    from tests.helpers.server import serving
+
+    fake = FakeSlack(users={f"U{i:04d}{p.email.split('.')[0][:4].upper()}": p.email
+                            for i, p in enumerate(base_config.directory.people)})
+    async with serving(fake.app()) as base:
+        fake.base_url = base
+        yield fake
+
+
+@pytest.fixture
+async def slack_bot(make_runtime: Callable[..., Any], fake_slack: Any) -> AsyncIterator[Any]:
+    """The real server with Slack configured against the fake Web API."""
+    import aiohttp
+
+    from bot.server import build_app
+    from tests.helpers.server import serving
+    from tests.helpers.slack import SECRET, TOKEN, SlackClient
+
+    rt = await make_runtime(slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                            slack_api_url=f"{fake_slack.base_url}/api/")
+    app = build_app(rt, background=False)
+    async with serving(app) as base, aiohttp.ClientSession() as http:
+        yield SlackBot(rt=rt, base=base, fake=fake_slack,
+                       client=SlackClient(http, base, fake_slack.base_url), http=http)
+
+
+class SlackBot:
+    def __init__(self, *, rt: Runtime, base: str, fake: Any, client: Any, http: Any):
+        self.rt, self.base, self.fake, self.client, self.http = rt, base, fake, client, http
+
+    def uid(self, email: str) -> str:
+        return str(self.fake.user_id(email))
+
+    async def deliver(self) -> Any:
+        from bot.outbox import drain
+
+        return await drain(self.rt)

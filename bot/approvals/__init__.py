@@ -1,0 +1,1 @@
+"""Sandbox budget requests: validation, routing, decisions, grants. Platform-neutral."""

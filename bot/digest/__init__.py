@@ -1,0 +1,1 @@
+"""Team digests: statistics, charts, and the reply they become."""

@@ -1,0 +1,1 @@
+"""The Slack adapter: Bolt on the shared aiohttp server, Block Kit rendering, delivery."""

@@ -1,0 +1,168 @@
+"""The Bolt app: /tokens, buttons, modal submissions and App Home, all through the
+platform-neutral handlers. Signature verification stays on (bad, missing or stale → 401).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.reply import ActionResult, Form, Reply
+from bot.runtime import Runtime
+from bot.slack import render
+from bot.slack.client import web_client
+from bot.slack.people import resolve
+from bot.store.tables import ProcessedEvent
+from handlers import handle_action, handle_command
+from handlers.balance import balance_reply
+from handlers.context import Actor, Ctx
+
+log = logging.getLogger("tokencoach.slack")
+
+
+async def first_time(rt: Runtime, key: str) -> bool:
+    """Record a delivery as handled; False if it already was (a retry or a replay)."""
+    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
+    async with rt.db.session() as s:
+        result = await s.execute(insert(ProcessedEvent).values(key=key, at=rt.now())
+                                 .on_conflict_do_nothing(index_elements=["key"]))
+        return result.rowcount == 1
+
+
+def dedupe_key(body: dict[str, Any]) -> str | None:
+    """What identifies one delivery of a state-changing request."""
+    kind = body.get("type")
+    if kind == "event_callback" and body.get("event_id"):
+        return f"slack:event:{body['event_id']}"
+    if kind == "block_actions" and body.get("actions"):
+        action = body["actions"][0]
+        return f"slack:action:{body.get('user', {}).get('id')}:{action.get('action_ts')}"
+    if kind == "view_submission":
+        view = body.get("view") or {}
+        return f"slack:view:{view.get('id')}:{view.get('hash')}"
+    if body.get("command") and (body.get("text") or "").strip().lower().startswith("sandbox"):
+        # Only requests that create something need it; read-only commands stay write-free.
+        return f"slack:command:{body.get('trigger_id')}"
+    return None
+
+
+def build_bolt(rt: Runtime) -> AsyncApp:
+    client = web_client(rt)
+    bolt = AsyncApp(client=client, signing_secret=rt.env.slack_signing_secret,
+                    process_before_response=True, raise_error_for_unhandled_request=False)
+
+    async def actor_for(user_id: str, channel_id: str | None = None) -> Actor:
+        person = await resolve(rt, client, user_id)
+        return Actor(person=person, platform="slack", platform_user_id=user_id,
+                     in_channel=bool(channel_id) and not str(channel_id).startswith("D"))
+
+    @bolt.middleware
+    async def skip_duplicates(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
+        key = dedupe_key(req.body)
+        if key and not await first_time(rt, key):
+            log.info("duplicate Slack delivery ignored", extra={"key": key,
+                     "retry": req.headers.get("x-slack-retry-num")})
+            text = "That request was already handled." if req.body.get("command") else ""
+            return BoltResponse(status=200, body=text)
+        return await next()
+
+    @bolt.command(re.compile(r"^/.+"))
+    async def on_command(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        actor = await actor_for(body["user_id"], body.get("channel_id"))
+        result = await handle_command(Ctx(rt, actor), body.get("text") or "")
+        if isinstance(result, Form):
+            await client.views_open(trigger_id=body["trigger_id"],
+                                    view=render.modal(result, {"value": result.value}))
+            await ack()
+            return
+        await ack(response_type="ephemeral", **render.message(result))
+
+    @bolt.action(re.compile(r".*"))
+    async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient,
+                        respond: Any) -> None:
+        await ack()
+        action = body["actions"][0]
+        value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        container = body.get("container") or {}
+        actor = await actor_for(body["user"]["id"], container.get("channel_id"))
+        result = await handle_action(Ctx(rt, actor), action["action_id"], value)
+        where = {"channel": container.get("channel_id"), "ts": container.get("message_ts"),
+                 "ephemeral": bool(container.get("is_ephemeral"))}
+        await apply_result(client, respond, body, result, where)
+
+    @bolt.view(re.compile(r".*"))
+    async def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any],
+                      client: AsyncWebClient) -> None:
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except json.JSONDecodeError:
+            meta = {}
+        actor = await actor_for(body["user"]["id"])
+        result = await handle_action(Ctx(rt, actor), view.get("callback_id") or "",
+                                     str(meta.get("value") or ""), render.form_values(view))
+        if result.errors:
+            known = {b.get("block_id") for b in view.get("blocks", [])}
+            errors = {k if k in known else next(iter(known), k): v
+                      for k, v in result.errors.items()}
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        where = {"channel": meta.get("channel"), "ts": meta.get("ts"),
+                 "ephemeral": bool(meta.get("ephemeral"))}
+        await apply_result(client, None, body, result, where)
+
+    @bolt.event("app_home_opened")
+    async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        actor = await actor_for(event["user"])
+        if actor.person is None:
+            reply = await handle_command(Ctx(rt, actor), "help")
+            assert isinstance(reply, Reply)
+        else:
+            reply = await balance_reply(Ctx(rt, actor), actor.person)
+        blocks = render.message(reply)["blocks"]
+        await client.views_publish(user_id=event["user"],
+                                   view={"type": "home", "blocks": render.fit(blocks, 100)})
+
+    @bolt.event("message")
+    async def on_message(event: dict[str, Any]) -> None:
+        return None  # DMs to the bot are not commands on Slack; /tokens is
+
+    @bolt.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack listener failed", extra={"error": repr(error),
+                                                  "type": body.get("type")})
+
+    return bolt
+
+
+async def apply_result(client: AsyncWebClient, respond: Any, body: dict[str, Any],
+                       result: ActionResult, where: dict[str, Any]) -> None:
+    user_id = body["user"]["id"]
+    if result.form is not None:
+        meta = {"value": result.form.value, **where}
+        await client.views_open(trigger_id=body["trigger_id"],
+                                view=render.modal(result.form, meta))
+    if result.update is not None:
+        payload = render.message(result.update)
+        if where.get("ephemeral") and respond is not None:
+            await respond(replace_original=True, **payload)
+        elif where.get("channel") and where.get("ts"):
+            await client.chat_update(channel=where["channel"], ts=where["ts"], **payload)
+    if result.reply is not None:
+        payload = render.message(result.reply)
+        if respond is not None:
+            await respond(response_type="ephemeral", replace_original=False, **payload)
+        elif where.get("channel"):
+            await client.chat_postEphemeral(channel=where["channel"], user=user_id, **payload)
+        else:
+            await client.chat_postMessage(channel=user_id, **payload)

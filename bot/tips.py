@@ -1,0 +1,69 @@
+"""Matching tutorials to how a person uses AI. Shared by `/tokens`, `/tokens tips` and
+the nudge sweep, so every surface recommends the same way."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import AppConfig
+from bot.config.models import Tutorial
+from bot.store.tables import Nudge, TipEvent
+
+LEVELS = ("beginner", "intermediate", "advanced")
+
+# Plain words for what people mostly use AI for.
+CATEGORY_WORDS = {
+    "summarization": "summarizing documents and threads",
+    "chat": "quick chat questions",
+    "writing": "drafting text",
+    "analysis": "analysis",
+    "coding": "coding help",
+    "agentic": "agentic workflows",
+    "unknown": "uncategorised work",
+}
+
+
+def level_for(agentic_share_pct: int) -> str:
+    """Someone with no agentic use starts at the beginning; heavy users get advanced."""
+    if agentic_share_pct < 10:
+        return "beginner"
+    if agentic_share_pct < 40:
+        return "intermediate"
+    return "advanced"
+
+
+def dominant(by_category: list[tuple[str, int]], among: list[str]) -> str | None:
+    """The biggest category in ``among`` (e.g. the low-value ones)."""
+    for category, cost in sorted(by_category, key=lambda x: -x[1]):
+        if category in among and cost > 0:
+            return category
+    return None
+
+
+def pick_tutorial(config: AppConfig, category: str | None, level: str,
+                  exclude: set[str]) -> Tutorial | None:
+    """A tutorial for ``category`` nearest to ``level`` that the person has not had."""
+    candidates = [t for t in config.tutorials if t.id not in exclude
+                  and (category is None or category in t.helps_with)]
+    if not candidates and category is not None:
+        candidates = [t for t in config.tutorials if t.id not in exclude]
+    if not candidates:
+        return None
+    target = LEVELS.index(level)
+    return min(candidates, key=lambda t: (abs(LEVELS.index(t.level) - target),
+                                          config.tutorials.index(t)))
+
+
+async def tutorials_had(s: AsyncSession, person_id: int) -> set[str]:
+    """Tutorials already sent to or completed by the person (never recommend them twice)."""
+    sent = await s.scalars(select(Nudge.tutorial_id).where(
+        Nudge.person_id == person_id, Nudge.cohort == "nudged", Nudge.tutorial_id.is_not(None)))
+    done = await s.scalars(select(TipEvent.tutorial_id).where(
+        TipEvent.person_id == person_id, TipEvent.event.in_(("completed", "opened")),
+        TipEvent.tutorial_id.is_not(None)))
+    return {t for t in sent.all() if t} | {t for t in done.all() if t}
+
+
+def tutorial(config: AppConfig, tutorial_id: str) -> Tutorial | None:
+    return next((t for t in config.tutorials if t.id == tutorial_id), None)

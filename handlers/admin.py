@@ -1,0 +1,101 @@
+"""`/tokens admin …`: org overview and tools, for the admins named in app.yaml only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot import audit, ledger
+from bot.approvals.policy import pool_used
+from bot.directory import person_by_email
+from bot.money import fmt_usd, to_micros
+from bot.reply import Context, Fact, Facts, Form, Header, Reply, Text, simple
+from bot.store.tables import OutboxMessage, SandboxRequest, SourceState, UsageDaily
+from bot.timeutil import as_utc, local_day, month_of
+from handlers.balance import balance_reply
+from handlers.context import Ctx
+from handlers.texts import SOURCE_NAMES
+
+ADMIN_HELP = ("`/tokens admin` overview · `/tokens admin balance EMAIL` someone's card · "
+              "`/tokens admin unattributed` spend nobody is matched to")
+
+
+async def admin_command(ctx: Ctx, args: list[str]) -> Reply | Form:
+    if not ctx.person.is_admin:
+        async with ctx.rt.db.session() as s:
+            await audit.record(s, at=ctx.rt.now(), action="admin.refused", actor=ctx.actor.label,
+                               actor_id=ctx.person.id, detail={"args": " ".join(args)[:100]})
+        return simple("`/tokens admin` is for the admins named in tokencoach's configuration.")
+    sub = args[0].lower() if args else ""
+    if sub == "":
+        return await overview(ctx)
+    if sub == "balance" and len(args) == 2:
+        async with ctx.rt.db.session() as s:
+            person = await person_by_email(s, args[1])
+            if person is not None:
+                await audit.record(s, at=ctx.rt.now(), action="admin.viewed_balance",
+                                   actor=ctx.actor.label, actor_id=ctx.person.id,
+                                   subject=f"person:{person.id}")
+        if person is None:
+            return simple(f"No person `{args[1][:60]}` in the directory.")
+        return await balance_reply(ctx, person, with_tip=False)
+    if sub == "unattributed":
+        async with ctx.rt.db.reader() as s:
+            rows = await ledger.unattributed(ctx.rt, s)
+        if not rows:
+            return simple("No unattributed spend this month.")
+        items = [Fact(label=ident[:80], value=f"{fmt_usd(cost)} · {n:,} records")
+                 for ident, n, cost in rows[:20]]
+        return Reply(text="Unattributed spend", blocks=[
+            Header(text="Unattributed spend this month"), Facts(items=items),
+            Context(text="Map these in app.yaml (sources.<provider>.mappings) to attribute "
+                         "future usage.")])
+    return simple(f"Unknown admin command. {ADMIN_HELP}")
+
+
+async def overview(ctx: Ctx) -> Reply:
+    rt = ctx.rt
+    now = rt.now()
+    month = month_of(local_day(now, rt.tz))
+    async with rt.db.reader() as s:
+        spent = await s.scalar(select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
+            UsageDaily.day >= month.first, UsageDaily.day <= month.last))
+        unattributed = await s.scalar(select(func.coalesce(func.sum(UsageDaily.cost_micros), 0))
+                                      .where(UsageDaily.day >= month.first,
+                                             UsageDaily.day <= month.last,
+                                             UsageDaily.person_id == 0))
+        people = await s.scalar(select(func.count(func.distinct(UsageDaily.person_id))).where(
+            UsageDaily.day >= month.first, UsageDaily.person_id != 0))
+        pending = await s.scalar(select(func.count()).select_from(SandboxRequest).where(
+            SandboxRequest.status == "pending"))
+        pool = await pool_used(s, month.key)
+        failed = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.status == "failed",
+            OutboxMessage.created_at >= now - timedelta(days=7)))
+        sources = (await s.execute(select(SourceState))).scalars().all()
+    pool_total = to_micros(rt.config.sandbox.pool_usd)
+    blocks = [
+        Header(text=f"{rt.config.org.name} — {month.first:%B %Y}"),
+        Facts(items=[
+            Fact(label="Spent this month", value=fmt_usd(int(spent or 0))),
+            Fact(label="People with usage", value=f"{int(people or 0):,}"),
+            Fact(label="Unattributed", value=fmt_usd(int(unattributed or 0))),
+            Fact(label="Sandbox pool", value=f"{fmt_usd(pool)} of {fmt_usd(pool_total)} used"),
+            Fact(label="Requests pending", value=str(int(pending or 0))),
+            Fact(label="Undelivered messages (7 days)", value=str(int(failed or 0))),
+        ]),
+    ]
+    lines = []
+    for st in sources:
+        name = SOURCE_NAMES.get(st.source, st.source)
+        fresh = as_utc(st.data_as_of).strftime("%b %-d %H:%M UTC") if st.data_as_of else "no data"
+        line = f"**{name}**: data as of {fresh}"
+        if st.last_error and (st.last_success_at is None or (
+                st.last_error_at and st.last_error_at > st.last_success_at)):
+            line += f" · last run failed: {st.last_error[:120]}"
+        lines.append(line)
+    if lines:
+        blocks.append(Text(text="\n".join(lines)))
+    blocks.append(Context(text=ADMIN_HELP))
+    return Reply(text="Admin overview", blocks=blocks)

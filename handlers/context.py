@@ -1,0 +1,36 @@
+"""What a handler knows about the request: who is asking, from where. Platform-neutral."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.directory import PersonView
+from bot.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind a command or click, as the adapter resolved them."""
+
+    person: PersonView | None
+    platform: str  # slack | teams | playground | cli
+    platform_user_id: str
+    in_channel: bool = False  # spoke in a shared channel rather than a DM
+
+    @property
+    def label(self) -> str:
+        """How the audit log names this actor (works for people not in the directory)."""
+        who = self.person.email if self.person else "unknown"
+        return f"{self.platform}:{self.platform_user_id} ({who})"
+
+
+@dataclass(frozen=True)
+class Ctx:
+    rt: Runtime
+    actor: Actor
+
+    @property
+    def person(self) -> PersonView:
+        """The asking person; handlers only run once the router checked there is one."""
+        assert self.actor.person is not None
+        return self.actor.person

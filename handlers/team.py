@@ -1,0 +1,67 @@
+"""`/tokens team [KEY]`: team spend and agentic share. Everyone sees their own team's
+aggregates; only the manager (for direct reports) and admins see per-person lines."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import ledger
+from bot.digest.stats import team_month
+from bot.directory import PersonView, direct_reports, team_by_key
+from bot.money import fmt_usd, pct
+from bot.reply import Context, Fact, Facts, Form, Header, Reply, Text, simple
+from bot.store.tables import Person, Team
+from handlers.context import Ctx
+
+
+async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
+    me = ctx.person
+    async with ctx.rt.db.reader() as s:
+        if args:
+            team = await team_by_key(s, args[0].lower())
+            if team is None:
+                return simple(f"There is no team `{args[0][:40]}`.")
+            if team.id != me.team_id and not me.is_admin:
+                return simple("You can see your own team's figures; other teams' are for admins.")
+        else:
+            team = await s.get(Team, me.team_id) if me.team_id else None
+            if team is None:
+                return simple("You're not in a team in the directory.")
+        figures = await team_month(ctx.rt, s, team.id)
+        reports = await direct_reports(s, me.id)
+        show_people = me.is_admin or any(r.team_id == team.id for r in reports)
+        people_lines: list[Fact] = []
+        if show_people:
+            members = await _members(s, team.id) if me.is_admin else reports
+            for person in members[:25]:
+                bal = await ledger.balance(ctx.rt, s, person)
+                people_lines.append(Fact(
+                    label=person.name,
+                    value=f"{fmt_usd(bal.spent)} ({pct(bal.spent, bal.limit)}% of limit) · "
+                          f"agentic {bal.agentic_share}%"))
+    blocks = [
+        Header(text=f"{team.name} — {figures.month.first:%B %Y}"),
+        Facts(items=[
+            Fact(label="Spent this month", value=fmt_usd(figures.spent)),
+            Fact(label="Team budget", value=fmt_usd(figures.budget)),
+            Fact(label="People with usage", value=str(figures.active_people)),
+            Fact(label="Agentic share", value=f"{figures.agentic_share}%"),
+            Fact(label="Routine (summaries, chat)", value=f"{figures.low_value_share}%"),
+        ]),
+    ]
+    if people_lines:
+        blocks.append(Facts(title="Direct reports" if not me.is_admin else "Members",
+                            items=people_lines))
+        blocks.append(Context(text="Individual figures are shown only to managers and admins."))
+    else:
+        blocks.append(Text(text="Team figures are aggregates; individual figures go only to "
+                                "each person, their manager and admins."))
+    return Reply(text=f"{team.name}: {fmt_usd(figures.spent)} this month", blocks=blocks)
+
+
+async def _members(s: AsyncSession, team_id: int) -> list[PersonView]:
+    rows = await s.scalars(select(Person).where(Person.team_id == team_id, Person.active)
+                           .order_by(Person.name))
+    return [PersonView.of(p) for p in rows.all()]
+

@@ -1,0 +1,34 @@
+"""Wording shared by several handlers."""
+
+from __future__ import annotations
+
+from bot.reply import Context, Header, Reply, Text
+
+SOURCE_NAMES = {
+    "openai": "OpenAI", "anthropic": "Anthropic", "claude_code": "Claude Code",
+    "litellm": "LiteLLM", "import": "imports",
+}
+
+COMMANDS = [
+    ("/tokens", "your balance: spent, cap, sandbox grants, forecast, where it goes"),
+    ("/tokens history", "the last 6 months, spent against cap"),
+    ("/tokens sandbox", "ask for a sandbox budget (a form)"),
+    ("/tokens sandbox 300 Build an agent that …", "ask for $300 with a purpose, in one line"),
+    ("/tokens requests", "your open requests, and the ones waiting on you"),
+    ("/tokens tips", "tutorials that fit how you use AI"),
+    ("/tokens tips off | on", "stop or resume personal tips"),
+    ("/tokens team", "your team's spend and agentic share (managers see their reports)"),
+    ("/tokens admin", "org overview and admin tools (admins only)"),
+    ("/tokens help", "this list"),
+]
+
+
+def usage_reply(problem: str | None = None) -> Reply:
+    lines = "\n".join(f"**{cmd}**  {what}" for cmd, what in COMMANDS)
+    blocks = [Header(text="tokencoach commands")]
+    if problem:
+        blocks.insert(0, Text(text=problem))
+    blocks.append(Text(text=lines))
+    blocks.append(Context(text="In Teams, send the same words to the bot: `tokens`, "
+                               "`tokens sandbox 300 …`."))
+    return Reply(text=problem or "tokencoach commands", blocks=blocks)
