@@ -59,7 +59,7 @@ def _expires(rt: Runtime, req: SandboxRequest, tz: str | None) -> str:
     return cards.stamp(as_utc(req.created_at) + rt.config.sandbox.expire_after, tz, rt.tz)
 
 
-async def _send_card(s: AsyncSession, rt: Runtime, req: SandboxRequest, requester: PersonView,
+async def send_card(s: AsyncSession, rt: Runtime, req: SandboxRequest, requester: PersonView,
                      approver: PersonView, note: str | None) -> None:
     fig = await figures(rt, s, requester, req.period)
     card = cards.approver_card(req, requester, fig, stage_note=note,
@@ -80,7 +80,8 @@ async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: st
     days = policy.check_duration(duration, cfg)
     outcome_text = policy.check_outcome(expected_outcome)
     now = rt.now()
-    period = month_at(now, rt.tz).key
+    month = month_at(now, rt.tz)
+    period = month.key
     async with rt.db.session() as s:
         await xact_lock(s, f"sandbox-pool:{period}")
         if cfg.one_open_request:
@@ -92,7 +93,7 @@ async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: st
         left = to_micros(cfg.pool_usd) - await policy.pool_used(s, period)
         if amount_micros > left:
             raise RequestInvalid(
-                f"The sandbox pool for {period} has {fmt_usd(max(left, 0))} left (pending "
+                f"The sandbox pool for {month.first:%B} has {fmt_usd(max(left, 0))} left (pending "
                 "requests count). Ask for less, or try again next month.")
         plan = await policy.route(s, requester, amount_micros, cfg)
         req = SandboxRequest(
@@ -110,7 +111,7 @@ async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: st
         if len(plan.stages) > 1:
             note = ((note + ". ") if note else "") + "Over the threshold: a second approval " \
                                                      "follows yours."
-        await _send_card(s, rt, req, requester, approver, note)
+        await send_card(s, rt, req, requester, approver, note)
         await enqueue(s, rt, kind="approval_confirm", target_type="person",
                       target_id=requester.id, reply=cards.confirmation(req, approver),
                       key=confirm_key(req.id))
@@ -121,7 +122,7 @@ async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: st
     return req
 
 
-async def _update_cards(s: AsyncSession, rt: Runtime, req: SandboxRequest,
+async def update_cards(s: AsyncSession, rt: Runtime, req: SandboxRequest,
                         requester: PersonView, *, status: str, who: str,
                         reason: str | None = None, only: int | None = None) -> None:
     """Replace every approver's copy of the card (buttons gone, who decided and when)."""
@@ -216,9 +217,9 @@ async def decide(rt: Runtime, actor: PersonView, value: str, *, approve: bool,
         if more:
             nxt = await person_by_id(s, stages[stage])
             assert nxt is not None
-            await _update_cards(s, rt, req, requester, status="forwarded", who=actor.name,
+            await update_cards(s, rt, req, requester, status="forwarded", who=actor.name,
                                 only=actor.id)
-            await _send_card(s, rt, req, requester, nxt,
+            await send_card(s, rt, req, requester, nxt,
                              f"Second approval: {actor.name} approved stage 1.")
             await enqueue_update(s, rt, original_key=confirm_key(req.id),
                                  key=f"{confirm_key(req.id)}:stage{stage + 1}",
@@ -257,7 +258,7 @@ async def decide(rt: Runtime, actor: PersonView, value: str, *, approve: bool,
                 Quote(text=reason or "", author="Reason")])
             await audit.record(s, at=now, action="sandbox.denied", actor=platform,
                                actor_id=actor.id, subject=subject, detail={"reason": reason})
-        await _update_cards(s, rt, req, requester, status=status, who=actor.name, reason=reason)
+        await update_cards(s, rt, req, requester, status=status, who=actor.name, reason=reason)
         await enqueue_update(s, rt, original_key=confirm_key(req.id),
                              key=f"{confirm_key(req.id)}:{status}",
                              reply=cards.confirmation(req, None, status_line=line, reason=reason))
@@ -290,7 +291,7 @@ async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = 
         if won.rowcount != 1:
             return Outcome(simple(f"Request #{req.id} was already {req.status}."), ok=False)
         await s.refresh(req)
-        await _update_cards(s, rt, req, actor, status="cancelled", who=actor.name)
+        await update_cards(s, rt, req, actor, status="cancelled", who=actor.name)
         line = "↩ **Cancelled.** You can ask again any time."
         reply = cards.confirmation(req, None, status_line=line)
         await enqueue_update(s, rt, original_key=confirm_key(req.id),

@@ -44,7 +44,7 @@ def _price(value: Any) -> Decimal:
     return amount
 
 
-def _duration(value: Any) -> timedelta:
+def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     match = _DURATION.match(str(value))
@@ -108,7 +108,7 @@ def _slug(value: Any) -> str:
 Money = Annotated[Decimal, BeforeValidator(_money), PlainSerializer(str, return_type=str)]
 PricePerMTok = Annotated[Decimal, BeforeValidator(_price), PlainSerializer(str, return_type=str)]
 Duration = Annotated[
-    timedelta, BeforeValidator(_duration), PlainSerializer(_fmt_duration, return_type=str)
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(_fmt_duration, return_type=str)
 ]
 TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
 Cron = Annotated[str, BeforeValidator(_cron)]
