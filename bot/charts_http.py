@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from bot.digest.chart import png_for
 from bot.runtime import Runtime
 from bot.signing import sign, verify
-from bot.store.tables import Chart
 
 LINK_TTL = timedelta(days=14)
 
@@ -29,11 +29,10 @@ def mount(app: web.Application, rt: Runtime) -> None:
         if not verify(rt, chart_path(chart_id), request.query.get("exp"),
                       request.query.get("sig")):
             raise web.HTTPForbidden(text="link expired or invalid")
-        async with rt.db.reader() as s:
-            chart = await s.get(Chart, chart_id)
-        if chart is None:
+        png = await png_for(rt, chart_id)
+        if png is None:
             raise web.HTTPNotFound(text="no such chart")
-        return web.Response(body=chart.png, content_type="image/png",
+        return web.Response(body=png, content_type="image/png",
                             headers={"Cache-Control": "private, max-age=3600"})
 
     app.router.add_get(r"/charts/{chart_id:[A-Za-z0-9_-]{1,64}}.png", get_chart)

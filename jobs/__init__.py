@@ -2,4 +2,4 @@
 function ``(runtime, occurrence) -> result`` that the scheduler calls and a test can call."""
 
 from jobs import pull  # noqa: F401
-from jobs import approvals, retention  # noqa: F401
+from jobs import approvals, digests, retention  # noqa: F401

@@ -44,7 +44,10 @@ async def test_failed_run_is_retried_after_backoff_then_given_up(rt) -> None:  #
         calls.append(occ.period)
         raise RuntimeError("provider down")
 
-    spec = JobSpec("boom", "fails", boom, due=lambda _rt, at: [Occurrence("p", at)])
+    async def due(_rt, at):  # type: ignore[no-untyped-def]
+        return [Occurrence("p", at)]
+
+    spec = JobSpec("boom", "fails", boom, due=due)
     occ = Occurrence("p", rt.now())
     first = await run_occurrence(rt, spec, occ)
     assert first.ran and not first.ok and "provider down" in first.error

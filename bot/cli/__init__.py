@@ -6,7 +6,7 @@ import click
 
 from bot.cli.common import GlobalOptions, cli_errors
 from bot.cli.data import balance, db, demo, ingest
-from bot.cli.ops import audit, check, jobs
+from bot.cli.ops import audit, check, digest, jobs
 from bot.cli.serve import serve, worker
 
 
@@ -25,7 +25,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str, log_format:
                             json_logs=log_format == "json")
 
 
-for command in (serve, worker, demo, db, ingest, balance, jobs, check, audit):
+for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit):
     cli.add_command(command)
 
 

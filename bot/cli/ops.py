@@ -156,3 +156,60 @@ def audit(ctx: click.Context, person: str | None, since: str | None, limit: int)
         return 0
 
     sys.exit(run(go()))
+
+
+@click.command()
+@click.option("--team", "team_key", help="Only this team (its key in app.yaml).")
+@click.option("--dry-run", is_flag=True, help="Print the digest and write the chart; post nothing.")
+@click.option("--at", "at_text", help="As if it were this time (ISO; default now).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Where --dry-run writes chart PNGs.")
+@click.pass_context
+def digest(ctx: click.Context, team_key: str | None, dry_run: bool, at_text: str | None,
+           out_dir: str) -> None:
+    """Post this week's team digest (once per team and week), or --dry-run to preview it."""
+    from pathlib import Path
+
+    from bot.digest.chart import render
+    from bot.scheduling.registry import all_jobs
+    from bot.scheduling.runner import run_occurrence
+    from bot.textrender import as_text
+    from jobs import digests as digest_job
+
+    rt = runtime(ctx)
+    at = at_option(at_text, rt)
+    rt = rt.frozen_at(at) if at else rt
+
+    async def go() -> int:
+        try:
+            await rt.db.ensure_migrated()
+            occurrences = await digest_job.due(rt, rt.now())
+            if team_key:
+                occurrences = [o for o in occurrences if o.period.split(":")[0] == team_key]
+                if not occurrences:
+                    err_console.print(f"[bold red]No digest due for team {team_key!r}[/] (unknown "
+                                      "team, or digests are disabled)")
+                    return 2
+            if dry_run:
+                for occ in occurrences:
+                    async with rt.db.reader() as s:
+                        channel, _, spec, week = await digest_job.build(
+                            rt, s, int(occ.arg or 0), occ.due_at)
+                    team = occ.period.split(":")[0]
+                    path = Path(out_dir) / f"digest-{team}-{week}.png"
+                    png, _ = render(spec)
+                    path.write_bytes(png)
+                    chart_id = digest_job.chart_id_for(team, week)
+                    console.print(as_text(channel, chart_paths={chart_id: str(path)}),
+                                  markup=False)
+                    console.print()
+                return 0
+            spec = all_jobs()["digests"]
+            outcomes = [await run_occurrence(rt, spec, occ) for occ in occurrences]
+            code = _print_outcomes(outcomes)
+            console.print(await _deliver(rt))
+            return code
+        finally:
+            await rt.close()
+
+    sys.exit(run(go()))

@@ -1,17 +1,40 @@
-"""Team figures from the daily rollup (aggregates only; no names here)."""
+"""Team figures from the daily rollup, for many teams at once (aggregates only).
+
+Digests for thousands of teams are computed with a handful of grouped queries, not a
+handful per team: weeks are bucketed in SQL with a CASE over fixed boundaries (the same
+on SQLite and PostgreSQL), and every figure comes back keyed by team id.
+
+Days are org-time-zone days (that is how usage is rolled up); a team's week is the seven
+days before its digest's date.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
-from bot.store.tables import Person, Team, UsageDaily
-from bot.timeutil import Month, local_day, month_of
+from bot.store.tables import (
+    Nudge,
+    Person,
+    SandboxGrant,
+    SandboxRequest,
+    Team,
+    TipEvent,
+    UsageDaily,
+)
+from bot.timeutil import Month, as_utc, local_day, month_of, start_of_day
+from bot.usage.pricing import PriceTable
+
+ROUTING_LOW = Decimal("0.8")  # a smaller model may answer more briefly …
+ROUTING_HIGH = Decimal("1.5")  # … or need retries and longer prompts
 
 
 @dataclass(frozen=True)
@@ -33,16 +56,99 @@ class TeamMonth:
         return pct(self.low_value, self.spent)
 
 
-async def team_budget(rt: Runtime, s: AsyncSession, team: Team) -> int:
-    """An explicit team budget, else the sum of its members' monthly caps."""
-    if team.budget_micros is not None:
-        return team.budget_micros
+@dataclass
+class Routing:
+    """What routine, tool-free work on expensive models cost, and would cost routed."""
+
+    actual: int = 0
+    estimate: int = 0
+    categories: set[str] = field(default_factory=set)
+
+    @property
+    def low(self) -> int:
+        return int(self.estimate * ROUTING_LOW)
+
+    @property
+    def high(self) -> int:
+        return int(self.estimate * ROUTING_HIGH)
+
+
+@dataclass
+class Experiment:
+    grant_id: int
+    owner: str
+    owner_id: int
+    purpose: str
+    amount: int
+    days_left: int
+
+
+@dataclass
+class PersonLine:
+    person_id: int
+    name: str
+    spent: int
+    limit: int
+    agentic: int
+    open_requests: int
+
+    @property
+    def agentic_share(self) -> int:
+        return pct(self.agentic, self.spent)
+
+
+@dataclass
+class TeamDigest:
+    team_id: int
+    team_key: str
+    team_name: str
+    week_start: date
+    week_end: date  # inclusive
+    weeks: list[date]  # the chart's week starts, oldest first
+    series: dict[str, list[int]]  # category -> spend per chart week
+    week_by_category: dict[str, int]
+    prev_week_by_category: dict[str, int]
+    agentic_trend: list[int]  # agentic share of the last 4 weeks, oldest first
+    month: Month
+    mtd: int
+    budget: int
+    last7: int
+    days_left: int
+    active_people: int
+    routing: Routing
+    experiments: list[Experiment]
+    outcomes: list[tuple[str, str]]  # (owner name, outcome) reported this week
+    tips_sent: int
+    tips_opened: int
+    tips_finished: int
+    members: list[PersonLine] = field(default_factory=list)
+
+    @property
+    def week_total(self) -> int:
+        return sum(self.week_by_category.values())
+
+    @property
+    def prev_week_total(self) -> int:
+        return sum(self.prev_week_by_category.values())
+
+    @property
+    def forecast(self) -> int:
+        return self.mtd + self.last7 * self.days_left // 7
+
+
+async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dict[int, int]:
+    """Explicit team budget, else the sum of members' monthly caps."""
     default = to_micros(rt.config.policy.default_cap_usd)
-    caps = (await s.execute(select(Person.cap_micros).where(Person.team_id == team.id,
-                                                            Person.active))).scalars().all()
-    team_cap = team.cap_micros
-    return sum(c if c is not None else (team_cap if team_cap is not None else default)
-               for c in caps)
+    teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
+    caps: dict[int, int] = defaultdict(int)
+    rows = await s.execute(select(Person.team_id, Person.cap_micros).where(
+        Person.team_id.in_(team_ids), Person.active))
+    for team_id, cap in rows:
+        team = teams[team_id]
+        caps[team_id] += cap if cap is not None else (
+            team.cap_micros if team.cap_micros is not None else default)
+    return {tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
+            for tid, t in teams.items()}
 
 
 async def team_month(rt: Runtime, s: AsyncSession, team_id: int,
@@ -53,22 +159,210 @@ async def team_month(rt: Runtime, s: AsyncSession, team_id: int,
         select(UsageDaily.category, func.sum(UsageDaily.cost_micros))
         .where(UsageDaily.team_id == team_id, UsageDaily.day >= month.first,
                UsageDaily.day <= month.last)
-        .group_by(UsageDaily.category)
-    )
+        .group_by(UsageDaily.category))
     by_cat = {c: int(v or 0) for c, v in rows}
     active = await s.scalar(
         select(func.count(func.distinct(UsageDaily.person_id)))
         .where(UsageDaily.team_id == team_id, UsageDaily.day >= month.first,
-               UsageDaily.day <= month.last, UsageDaily.person_id != 0, UsageDaily.cost_micros > 0)
-    )
-    team = await s.get(Team, team_id)
-    assert team is not None
+               UsageDaily.day <= month.last, UsageDaily.person_id != 0,
+               UsageDaily.cost_micros > 0))
     return TeamMonth(
-        team_id=team_id,
-        month=month,
-        spent=sum(by_cat.values()),
-        budget=await team_budget(rt, s, team),
-        active_people=int(active or 0),
+        team_id=team_id, month=month, spent=sum(by_cat.values()),
+        budget=(await team_budgets(rt, s, [team_id]))[team_id], active_people=int(active or 0),
         agentic=sum(v for c, v in by_cat.items() if c in cats.agentic),
         low_value=sum(v for c, v in by_cat.items() if c in cats.low_value),
     )
+
+
+def _week_bucket(weeks: list[date]) -> Any:
+    """SQL: which chart week a day falls in (0 = oldest), portable across databases."""
+    whens = [(UsageDaily.day < weeks[i + 1], i) for i in range(len(weeks) - 1)]
+    return case(*whens, else_=len(weeks) - 1)
+
+
+async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_day: date,
+                  now: datetime, with_members: bool = False) -> dict[int, TeamDigest]:
+    """Digest figures for ``team_ids`` for the week before ``digest_day``."""
+    if not team_ids:
+        return {}
+    cfg = rt.config
+    n_weeks = cfg.digests.chart_weeks
+    week_start = digest_day - timedelta(days=7)
+    weeks = [week_start - timedelta(days=7 * i) for i in range(n_weeks - 1, -1, -1)]
+    first = weeks[0]
+    last = digest_day - timedelta(days=1)
+    today = local_day(now, rt.tz)
+    month = month_of(today)
+    in_teams = UsageDaily.team_id.in_(team_ids)
+
+    # 1. Weekly spend by category for the chart window.
+    series: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    bucket = _week_bucket(weeks).label("w")
+    rows = await s.execute(
+        select(UsageDaily.team_id, bucket, UsageDaily.category, func.sum(UsageDaily.cost_micros))
+        .where(in_teams, UsageDaily.day >= first, UsageDaily.day <= last)
+        .group_by(UsageDaily.team_id, bucket, UsageDaily.category))
+    for team_id, w, category, cost in rows:
+        series[team_id].setdefault(category, [0] * n_weeks)[int(w)] += int(cost or 0)
+
+    # 2. Month to date (as of now) and the last seven days, for the forecast.
+    mtd: dict[int, int] = defaultdict(int)
+    last7: dict[int, int] = defaultdict(int)
+    since = min(month.first, today - timedelta(days=7))
+    # Grouped by labels: PostgreSQL can't match repeated expressions with parameters.
+    in_month = case((UsageDaily.day >= month.first, 1), else_=0).label("in_month")
+    recent = case((UsageDaily.day >= today - timedelta(days=7), 1), else_=0).label("recent")
+    rows = await s.execute(
+        select(UsageDaily.team_id, in_month, recent, func.sum(UsageDaily.cost_micros))
+        .where(in_teams, UsageDaily.day >= since, UsageDaily.day <= today)
+        .group_by(UsageDaily.team_id, in_month, recent))
+    for team_id, is_month, is_recent, cost in rows:
+        if is_month:
+            mtd[team_id] += int(cost or 0)
+        if is_recent:
+            last7[team_id] += int(cost or 0)
+
+    # 3. People with usage in the week (the small-team privacy rule).
+    active = dict((await s.execute(
+        select(UsageDaily.team_id, func.count(func.distinct(UsageDaily.person_id)))
+        .where(in_teams, UsageDaily.day >= week_start, UsageDaily.day <= last,
+               UsageDaily.person_id != 0, UsageDaily.cost_micros > 0)
+        .group_by(UsageDaily.team_id))).all())
+
+    # 4. Routing savings: routine, tool-free work on models with a cheaper sibling.
+    routing: dict[int, Routing] = defaultdict(Routing)
+    prices = PriceTable(cfg.pricing)
+    rows = await s.execute(
+        select(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider, UsageDaily.model,
+               func.sum(UsageDaily.notool_cost_micros), func.sum(UsageDaily.notool_input_tokens),
+               func.sum(UsageDaily.notool_output_tokens),
+               func.sum(UsageDaily.notool_cache_read_tokens),
+               func.sum(UsageDaily.notool_cache_write_tokens))
+        .where(in_teams, UsageDaily.day >= week_start, UsageDaily.day <= last,
+               UsageDaily.category.in_(cfg.digests.routine_categories))
+        .group_by(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider,
+                  UsageDaily.model))
+    for team_id, category, provider, model, cost, inp, out, cr, cw in rows:
+        target = prices.cheaper_model(model)
+        if not target or target == model.lower() or not cost:
+            continue
+        cheap = prices.lookup(provider, target, last)
+        if cheap is None:
+            continue
+        r = routing[team_id]
+        r.actual += int(cost)
+        r.estimate += cheap.cost_micros(int(inp or 0), int(out or 0), int(cr or 0), int(cw or 0))
+        r.categories.add(category)
+
+    # 5. Sandbox experiments and outcomes, tips.
+    names = {}
+    team_of: dict[int, int] = {}
+    for pid, name, tid in (await s.execute(select(Person.id, Person.name, Person.team_id).where(
+            Person.team_id.in_(team_ids)))).all():
+        names[pid] = name
+        team_of[pid] = tid
+    experiments: dict[int, list[Experiment]] = defaultdict(list)
+    outcomes: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    week_from = start_of_day(week_start, rt.tz)
+    rows = await s.execute(
+        select(SandboxGrant, SandboxRequest.purpose)
+        .join(SandboxRequest, SandboxRequest.id == SandboxGrant.request_id)
+        .join(Person, Person.id == SandboxGrant.person_id)
+        .where(Person.team_id.in_(team_ids),
+               or_(and_(SandboxGrant.status == "active", SandboxGrant.ends_at > now),
+                   SandboxGrant.outcome_at >= week_from)))
+    for grant, purpose in rows:
+        tid = team_of.get(grant.person_id)
+        if tid is None:
+            continue
+        ends = as_utc(grant.ends_at)
+        if grant.status == "active" and ends > now:
+            experiments[tid].append(Experiment(
+                grant.id, names.get(grant.person_id, "someone"), grant.person_id, purpose,
+                grant.amount_micros, max((ends - now).days, 0)))
+        if grant.outcome and grant.outcome_at and as_utc(grant.outcome_at) >= week_from:
+            outcomes[tid].append((names.get(grant.person_id, "someone"), grant.outcome))
+    tips: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = await s.execute(
+        select(Person.team_id, func.count()).select_from(Nudge)
+        .join(Person, Person.id == Nudge.person_id)
+        .where(Person.team_id.in_(team_ids), Nudge.cohort == "nudged",
+               Nudge.created_at >= week_from, Nudge.created_at < now)
+        .group_by(Person.team_id))
+    for tid, n in rows:
+        tips[tid]["sent"] = int(n)
+    rows = await s.execute(
+        select(Person.team_id, TipEvent.event, func.count()).select_from(TipEvent)
+        .join(Person, Person.id == TipEvent.person_id)
+        .where(Person.team_id.in_(team_ids), TipEvent.at >= week_from, TipEvent.at < now,
+               TipEvent.event.in_(("opened", "completed")))
+        .group_by(Person.team_id, TipEvent.event))
+    for tid, event, n in rows:
+        tips[tid][event] = int(n)
+
+    budgets = await team_budgets(rt, s, team_ids)
+    teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
+    agentic = set(cfg.categories.agentic)
+    out: dict[int, TeamDigest] = {}
+    for tid in team_ids:
+        team = teams.get(tid)
+        if team is None:
+            continue
+        ser = series.get(tid, {})
+        week = {c: v[-1] for c, v in ser.items() if v[-1]}
+        prev = {c: v[-2] for c, v in ser.items() if n_weeks > 1 and v[-2]}
+        trend = []
+        for i in range(max(n_weeks - 4, 0), n_weeks):
+            total = sum(v[i] for v in ser.values())
+            trend.append(pct(sum(v[i] for c, v in ser.items() if c in agentic), total))
+        out[tid] = TeamDigest(
+            team_id=tid, team_key=team.key, team_name=team.name, week_start=week_start,
+            week_end=last, weeks=weeks, series=ser, week_by_category=week,
+            prev_week_by_category=prev, agentic_trend=trend, month=month, mtd=mtd.get(tid, 0),
+            budget=budgets.get(tid, 0), last7=last7.get(tid, 0),
+            days_left=(month.last - today).days + 1, active_people=int(active.get(tid, 0)),
+            routing=routing.get(tid, Routing()), experiments=experiments.get(tid, []),
+            outcomes=outcomes.get(tid, []), tips_sent=tips[tid].get("sent", 0),
+            tips_opened=tips[tid].get("opened", 0), tips_finished=tips[tid].get("completed", 0),
+        )
+    if with_members:
+        await _member_lines(rt, s, out, month, today)
+    return out
+
+
+async def _member_lines(rt: Runtime, s: AsyncSession, digests: dict[int, TeamDigest],
+                        month: Month, today: date) -> None:
+    """Per-person month-to-date lines (manager and admin digests only)."""
+    team_ids = list(digests)
+    people = (await s.execute(select(Person.id, Person.name, Person.team_id, Person.cap_micros)
+                              .where(Person.team_id.in_(team_ids), Person.active))).all()
+    spend: dict[int, int] = defaultdict(int)
+    agentic: dict[int, int] = defaultdict(int)
+    rows = await s.execute(
+        select(UsageDaily.person_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
+        .where(UsageDaily.team_id.in_(team_ids), UsageDaily.day >= month.first,
+               UsageDaily.day <= today)
+        .group_by(UsageDaily.person_id, UsageDaily.category))
+    agentic_cats = set(rt.config.categories.agentic)
+    for pid, category, cost in rows:
+        spend[pid] += int(cost or 0)
+        if category in agentic_cats:
+            agentic[pid] += int(cost or 0)
+    open_requests = dict((await s.execute(
+        select(SandboxRequest.person_id, func.count()).where(SandboxRequest.status == "pending")
+        .group_by(SandboxRequest.person_id))).all())
+    granted = dict((await s.execute(
+        select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
+        .where(SandboxGrant.status == "active", SandboxGrant.ends_at > rt.now())
+        .group_by(SandboxGrant.person_id))).all())
+    team_caps = dict((await s.execute(select(Team.id, Team.cap_micros).where(
+        Team.id.in_(team_ids)))).all())
+    default = to_micros(rt.config.policy.default_cap_usd)
+    for pid, name, tid, cap in people:
+        team_cap = team_caps.get(tid)
+        base = cap if cap is not None else (team_cap if team_cap is not None else default)
+        limit = base + int(granted.get(pid) or 0)
+        digests[tid].members.append(PersonLine(pid, name, spend.get(pid, 0), limit,
+                                               agentic.get(pid, 0), int(open_requests.get(pid, 0))))
+    for digest in digests.values():
+        digest.members.sort(key=lambda p: -p.spent)

@@ -23,7 +23,7 @@ class Occurrence:
 
 
 JobFunc = Callable[[Runtime, Occurrence], Awaitable[dict[str, Any] | None]]
-DueFunc = Callable[[Runtime, datetime], list[Occurrence]]
+DueFunc = Callable[[Runtime, datetime], Awaitable[list[Occurrence]]]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def cron_due(
 ) -> DueFunc:
     """Due function for a job with one org-wide cron: the latest fire within ``lookback``."""
 
-    def due(rt: Runtime, at: datetime) -> list[Occurrence]:
+    async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
         fired = last_fire(cron(rt), rt.tz, at, lookback)
         if fired is None:
             return []

@@ -71,7 +71,7 @@ async def run_job(rt: Runtime, name: str, at: datetime | None = None) -> list[Ru
     spec = jobs[name]
     rt = rt.frozen_at(at) if at else rt
     outcomes = []
-    for occ in spec.due(rt, rt.now()):
+    for occ in await spec.due(rt, rt.now()):
         outcomes.append(await run_occurrence(rt, spec, occ))
     return outcomes
 
@@ -82,7 +82,7 @@ async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
     outcomes: list[RunOutcome] = []
     for spec in all_jobs().values():
         try:
-            occurrences = spec.due(rt, rt.now())
+            occurrences = await spec.due(rt, rt.now())
         except Exception as exc:
             log.error("job schedule failed", extra={"job": spec.name, "error": repr(exc)})
             continue

@@ -6,20 +6,20 @@ looked up in the conversation (conversations.history) instead of being posted tw
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from bot.digest.chart import png_for
 from bot.outbox import RetryLater, Undeliverable, Unreachable
 from bot.reply import Image, Reply
 from bot.runtime import Runtime
 from bot.slack import render
 from bot.slack.client import web_client
 from bot.slack.people import slack_id_for
-from bot.store.tables import Chart, OutboxMessage, Team
+from bot.store.tables import OutboxMessage, Team
 from bot.timeutil import as_utc
 
 log = logging.getLogger("tokencoach.slack")
@@ -27,8 +27,8 @@ METADATA_EVENT = "tokencoach_outbox"
 PERMANENT = {
     "channel_not_found", "not_in_channel", "is_archived", "user_not_found", "users_not_found",
     "account_inactive", "cannot_dm_bot", "invalid_auth", "not_authed", "missing_scope",
-    "msg_too_long", "invalid_blocks", "no_permission", "restricted_action", "team_access_not_granted",
-    "user_disabled", "token_revoked", "ekm_access_denied",
+    "msg_too_long", "invalid_blocks", "no_permission", "restricted_action",
+    "team_access_not_granted", "user_disabled", "token_revoked", "ekm_access_denied",
 }
 
 
@@ -56,7 +56,7 @@ class SlackDeliverer:
             if error in PERMANENT:
                 raise Undeliverable(f"slack {method}: {error}") from exc
             raise RetryLater(f"slack {method}: {error or status}") from exc
-        except (SlackRequestError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, SlackRequestError, aiohttp.ClientError, OSError) as exc:
             raise RetryLater(f"slack {method}: {type(exc).__name__}: {exc}") from exc
 
     async def _channel(self, msg: OutboxMessage) -> str:
@@ -100,11 +100,10 @@ class SlackDeliverer:
         files: dict[str, str] = {}
         for block in reply.blocks:
             if isinstance(block, Image) and block.chart_id and not block.url:
-                async with self.rt.db.reader() as s:
-                    chart = await s.get(Chart, block.chart_id)
-                if chart is None:
+                png = await png_for(self.rt, block.chart_id)
+                if png is None:
                     continue
-                up = await self._call("files_upload_v2", content=chart.png,
+                up = await self._call("files_upload_v2", content=png,
                                       filename=f"tokencoach-{msg.id}-{block.chart_id}.png",
                                       title=block.title or block.alt, alt_txt=block.alt)
                 file_id = (up.get("file") or {}).get("id") or (up.get("files") or [{}])[0].get("id")

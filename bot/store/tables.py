@@ -362,11 +362,14 @@ class ConversationRef(Base):
 
 
 class Chart(Base):
+    """A chart's data (``spec``); the PNG is rendered on first use and cached in ``png``."""
+
     __tablename__ = "charts"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
-    png: Mapped[bytes] = mapped_column(LargeBinary)
+    spec: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    png: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -1,0 +1,127 @@
+"""Weekly team digests: one post per team per week to the team's channel (aggregates),
+plus a private version for each manager with direct reports in the team.
+
+Scheduling: each team's cron (default schedules.digest) in the team's time zone. The
+claim is (team, ISO week), so two replicas, a restart or a manual `tokencoach digest`
+never post twice; a week missed while down is posted once when the bot is back (within
+digests.catch_up_days), marked late.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.approvals.policy import pool_used
+from bot.digest import chart, compose, stats
+from bot.money import to_micros
+from bot.outbox import enqueue
+from bot.reply import Reply
+from bot.runtime import Runtime
+from bot.scheduling.registry import JobSpec, Occurrence, last_fire, register
+from bot.store.tables import Chart, Person, Team
+from bot.timeutil import iso_week_key, month_at
+
+LATE_AFTER = timedelta(hours=1)
+
+
+def chart_id_for(team_key: str, week: str) -> str:
+    return f"digest-{team_key}-{week}"[:64]
+
+
+async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
+    cfg = rt.config
+    if not cfg.digests.enabled:
+        return []
+    async with rt.db.reader() as s:
+        teams = (await s.execute(select(Team.id, Team.key, Team.digest_cron, Team.timezone)
+                                 .where(Team.active))).all()
+    lookback = timedelta(days=cfg.digests.catch_up_days + 1)
+    fires: dict[tuple[str, str], datetime | None] = {}  # most teams share a schedule
+    out = []
+    for team_id, key, cron, tz in teams:
+        cron = cron or cfg.schedules.digest
+        zone = tz or rt.tz
+        if (cron, zone) not in fires:
+            fires[(cron, zone)] = last_fire(cron, zone, at, lookback)
+        fired = fires[(cron, zone)]
+        if fired is None:
+            continue
+        week = iso_week_key(fired.astimezone(ZoneInfo(zone)).date())
+        out.append(Occurrence(period=f"{key}:{week}", due_at=fired, arg=str(team_id)))
+    return out
+
+
+async def build(rt: Runtime, s: AsyncSession, team_id: int, due_at: datetime,
+                *, late: bool = False) -> tuple[Reply, dict[int, Reply], dict[str, Any], str]:
+    """The channel digest, each manager's version, the chart spec and the week key."""
+    cfg = rt.config
+    team = await s.get(Team, team_id)
+    assert team is not None
+    zone = team.timezone or rt.tz
+    digest_day = due_at.astimezone(ZoneInfo(zone)).date()
+    week = iso_week_key(digest_day)
+    digests = await stats.compute(rt, s, [team_id], digest_day=digest_day, now=rt.now(),
+                                  with_members=cfg.digests.manager_digests)
+    d = digests[team_id]
+    small_min = cfg.digests.small_team_min
+    chart_spec = chart.spec(f"{team.name}: weekly spend by category", d.weeks,
+                            compose.folded_series(d, small_min))
+    chart_key = chart_id_for(team.key, week)
+    note = "posted late: the bot was offline when it was due" if late else None
+    period = month_at(rt.now(), rt.tz).key
+    pool = await pool_used(s, period)
+    pool_total = to_micros(cfg.sandbox.pool_usd)
+    channel = compose.team_digest(d, small_team_min=small_min, chart_id=chart_key,
+                                  late_note=note, pool_used=pool, pool_total=pool_total)
+    managers: dict[int, Reply] = {}
+    if cfg.digests.manager_digests and d.members:
+        reports: dict[int, list[int]] = defaultdict(list)
+        rows = await s.execute(select(Person.id, Person.manager_id).where(
+            Person.team_id == team_id, Person.active, Person.manager_id.is_not(None)))
+        for pid, manager_id in rows:
+            reports[manager_id].append(pid)
+        for manager_id, ids in reports.items():
+            managers[manager_id] = compose.team_digest(
+                d, small_team_min=small_min, chart_id=chart_key, late_note=note,
+                members=[m for m in d.members if m.person_id in ids], pool_used=pool,
+                pool_total=pool_total)
+    return channel, managers, chart_spec, week
+
+
+async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
+    team_id = int(occ.arg or 0)
+    late = rt.now() - occ.due_at > LATE_AFTER
+    async with rt.db.session() as s:
+        channel, managers, chart_spec, week = await build(rt, s, team_id, occ.due_at, late=late)
+        team = await s.get(Team, team_id)
+        assert team is not None
+        chart_key = chart_id_for(team.key, week)
+        insert = sqlite_insert if rt.db.is_sqlite else pg_insert
+        await s.execute(insert(Chart).values(
+            id=chart_key, title=f"{team.name} weekly spend", spec=chart_spec, png=None,
+            created_at=rt.now()).on_conflict_do_nothing(index_elements=["id"]))
+        # Stable keys: a rerun after a crash (claim retaken) adds nothing twice.
+        await enqueue(s, rt, kind="digest", target_type="team", target_id=team_id,
+                      reply=channel, key=f"digest:{team.key}:{week}")
+        for manager_id, reply in managers.items():
+            await enqueue(s, rt, kind="manager_digest", target_type="person",
+                          target_id=manager_id, reply=reply,
+                          key=f"digest:{team.key}:{week}:manager:{manager_id}")
+    return {"team": team.key, "week": week, "late": late, "managers": len(managers)}
+
+
+register(JobSpec(
+    name="digests",
+    description="Weekly team digest to each team's channel (+ managers' private versions)",
+    func=run,
+    due=due,
+    lease=timedelta(minutes=10),
+))
