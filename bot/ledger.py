@@ -121,17 +121,26 @@ async def freshness(s: AsyncSession) -> dict[str, datetime | None]:
     return {src: (as_utc(at) if at else None) for src, at in rows}
 
 
-def forecast(*, spent: int, limit: int, daily: dict[date, int], first_day: date | None,
-             today: date, now: datetime, month: Month, tz: str) -> Forecast | None:
-    """Linear forecast at the trailing 7-day pace; None with under 3 days of history."""
+def forecast_window(first_day: date | None, today: date) -> tuple[date, int] | None:
+    """The trailing window the pace is measured over: complete days only (today is still
+    running), at most 7, and only with at least 3 days of history."""
     if first_day is None or (today - first_day).days < FORECAST_MIN_DAYS:
         return None
-    window_start = max(today - timedelta(days=FORECAST_WINDOW_DAYS), first_day)
-    days = (today - window_start).days  # complete days only (today is still running)
-    if days <= 0:
+    start = max(today - timedelta(days=FORECAST_WINDOW_DAYS), first_day)
+    days = (today - start).days
+    return (start, days) if days > 0 else None
+
+
+def forecast(*, spent: int, limit: int, window_spend: int, first_day: date | None,
+             today: date, now: datetime, month: Month, tz: str) -> Forecast | None:
+    """Linear forecast at the trailing pace; None with under 3 days of history.
+
+    ``window_spend`` is the spend over ``forecast_window(first_day, today)``.
+    """
+    window = forecast_window(first_day, today)
+    if window is None:
         return None
-    window = sum(v for d, v in daily.items() if window_start <= d < today)
-    pace = window // days
+    pace = window_spend // window[1]
     # What is left of the month: the rest of today plus the days after it.
     day_seconds = 86400
     elapsed_today = int((now - start_of_day(today, tz)).total_seconds())
@@ -191,12 +200,20 @@ async def balance(rt: Runtime, s: AsyncSession, person: PersonView,
         grants=grants,
         by_category=sorted(((c, v) for c, v in by_cat.items() if v), key=lambda x: -x[1]),
         by_model=sorted(((m, v) for m, v in by_model.items() if v), key=lambda x: -x[1]),
-        forecast=forecast(spent=spent, limit=cap + sandbox, daily=daily, first_day=first_day,
-                          today=today, now=now, month=month, tz=tz),
+        forecast=forecast(spent=spent, limit=cap + sandbox,
+                          window_spend=_window_spend(daily, first_day, today),
+                          first_day=first_day, today=today, now=now, month=month, tz=tz),
         as_of=await freshness(s),
         low_value=sum(v for c, v in by_cat.items() if c in cats.low_value),
         agentic=sum(v for c, v in by_cat.items() if c in cats.agentic),
     )
+
+
+def _window_spend(daily: dict[date, int], first_day: date | None, today: date) -> int:
+    window = forecast_window(first_day, today)
+    if window is None:
+        return 0
+    return sum(v for d, v in daily.items() if window[0] <= d < today)
 
 
 @dataclass(frozen=True)

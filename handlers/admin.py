@@ -10,7 +10,8 @@ from bot import audit, ledger
 from bot.approvals.policy import pool_used
 from bot.directory import person_by_email
 from bot.money import fmt_usd, to_micros
-from bot.reply import Context, Fact, Facts, Form, Header, Reply, Text, simple
+from bot.nudges.audit import audit_usage
+from bot.reply import Block, Context, Fact, Facts, Form, Header, Reply, Text, simple
 from bot.store.tables import OutboxMessage, SandboxRequest, SourceState, UsageDaily
 from bot.timeutil import as_utc, local_day, month_of
 from handlers.balance import balance_reply
@@ -18,7 +19,8 @@ from handlers.context import Ctx
 from handlers.texts import SOURCE_NAMES
 
 ADMIN_HELP = ("`/tokens admin` overview · `/tokens admin balance EMAIL` someone's card · "
-              "`/tokens admin unattributed` spend nobody is matched to")
+              "`/tokens admin unattributed` spend nobody is matched to · "
+              "`/tokens admin audit` the known-ROI report")
 
 
 async def admin_command(ctx: Ctx, args: list[str]) -> Reply | Form:
@@ -51,7 +53,33 @@ async def admin_command(ctx: Ctx, args: list[str]) -> Reply | Form:
             Header(text="Unattributed spend this month"), Facts(items=items),
             Context(text="Map these in app.yaml (sources.<provider>.mappings) to attribute "
                          "future usage.")])
+    if sub == "audit":
+        return await audit_report(ctx)
     return simple(f"Unknown admin command. {ADMIN_HELP}")
+
+
+async def audit_report(ctx: Ctx) -> Reply:
+    cfg = ctx.rt.config
+    since = local_day(ctx.rt.now(), ctx.rt.tz) - timedelta(days=cfg.nudges.window_days)
+    report = await audit_usage(ctx.rt, since=since)
+    low, agentic = cfg.categories.low_value, cfg.categories.agentic
+    blocks: list[Block] = [
+        Header(text=f"Known-ROI audit — last {cfg.nudges.window_days} days"),
+        Text(text=f"Across {cfg.org.name}, **{report.org.share(low)}%** of spend went to "
+                  f"routine work and **{report.org.share(agentic)}%** to agentic work."),
+        Facts(title="By team", items=[
+            Fact(label=t.name, value=f"{fmt_usd(t.spend)} · routine {t.share(low)}% · "
+                                     f"agentic {t.share(agentic)}%") for t in report.teams[:20]]),
+    ]
+    if report.stuck:
+        blocks.append(Facts(title=f"Over {int(cfg.nudges.low_value_threshold * 100)}% routine "
+                                  f"({len(report.stuck)} people)", items=[
+            Fact(label=email, value=f"{fmt_usd(spend)} · {share}% routine")
+            for email, _team, spend, share in report.stuck[:15]]))
+    if report.effect:
+        blocks.append(Text(text=report.effect.sentence()))
+    blocks.append(Context(text="Individual lines are for admins only."))
+    return Reply(text="Known-ROI audit", blocks=blocks)
 
 
 async def overview(ctx: Ctx) -> Reply:

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 
 from bot import ledger, tips
 from bot.reply import ActionResult, Actions, Button, Context, Form, Header, Reply, Text, simple
-from bot.store.tables import Nudge, Person, TipEvent
+from bot.store.tables import Nudge, OutboxMessage, Person, TipEvent
 from handlers.context import Ctx
 from handlers.texts import usage_reply
 
@@ -31,6 +31,12 @@ async def _set_enabled(ctx: Ctx, enabled: bool) -> None:
     async with ctx.rt.db.session() as s:
         await s.execute(update(Person).where(Person.id == ctx.person.id).values(
             tips_enabled=enabled, tips_changed_at=ctx.rt.now()))
+        if not enabled:
+            # At once: a tip already queued for working hours is not sent either.
+            await s.execute(update(OutboxMessage).where(
+                OutboxMessage.kind == "nudge", OutboxMessage.target_type == "person",
+                OutboxMessage.target_id == ctx.person.id, OutboxMessage.status == "pending",
+            ).values(status="skipped", last_error="the recipient turned tips off"))
         s.add(TipEvent(person_id=ctx.person.id, event="opt_in" if enabled else "opt_out",
                        at=ctx.rt.now()))
 

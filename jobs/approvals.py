@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot import audit
 from bot.approvals import cards
-from bot.approvals.flow import send_card, update_cards, confirm_key
+from bot.approvals.flow import confirm_key, send_card, update_cards
 from bot.approvals.gateway import sync_grants
 from bot.approvals.policy import escalation_target
 from bot.config.types import parse_duration
@@ -89,8 +89,9 @@ async def _escalate(rt: Runtime, req: SandboxRequest) -> bool:
         assert requester is not None and new is not None
         await update_cards(s, rt, fresh, requester, status="escalated", who=new.name,
                             only=old)
-        note = f"Escalated to you: {previous.name if previous else 'the approver'} " \
-               f"didn't decide within {int(rt.config.sandbox.escalate_after.total_seconds()//3600)} h."
+        hours = int(rt.config.sandbox.escalate_after.total_seconds() // 3600)
+        who = previous.name if previous else "the approver"
+        note = f"Escalated to you: {who} didn't decide within {hours} h."
         await send_card(s, rt, fresh, requester, new, note)
         await enqueue_update(s, rt, original_key=confirm_key(req.id),
                              key=f"{confirm_key(req.id)}:escalated:{target}",

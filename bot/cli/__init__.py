@@ -7,6 +7,7 @@ import click
 from bot.cli.common import GlobalOptions, cli_errors
 from bot.cli.data import balance, db, demo, ingest
 from bot.cli.ops import audit, check, digest, jobs
+from bot.cli.reports import audit_usage
 from bot.cli.serve import serve, worker
 
 
@@ -25,7 +26,8 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str, log_format:
                             json_logs=log_format == "json")
 
 
-for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit):
+for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit,
+                audit_usage):
     cli.add_command(command)
 
 
