@@ -10,7 +10,17 @@ from bot.directory import PersonView
 from bot.ledger import Balance
 from bot.money import fmt_usd, pct, to_micros
 from bot.reply import (
-    ActionResult, Actions, Block, Button, Context, Fact, Facts, Form, Header, Progress, Reply,
+    ActionResult,
+    Actions,
+    Block,
+    Button,
+    Context,
+    Fact,
+    Facts,
+    Form,
+    Header,
+    Progress,
+    Reply,
     Text,
 )
 from bot.runtime import Runtime

@@ -9,7 +9,17 @@ from bot.approvals.policy import RequestInvalid
 from bot.directory import people_by_ids
 from bot.money import fmt_usd
 from bot.reply import (
-    ActionResult, Actions, Block, Button, Context, Form, FormField, Header, Reply, Text, simple,
+    ActionResult,
+    Actions,
+    Block,
+    Button,
+    Context,
+    Form,
+    FormField,
+    Header,
+    Reply,
+    Text,
+    simple,
 )
 from bot.store.tables import SandboxRequest
 from handlers.context import Ctx

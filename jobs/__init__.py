@@ -1,12 +1,6 @@
 """What happens on its own. Each module registers its jobs; each job is a plain async
 function ``(runtime, occurrence) -> result`` that the scheduler calls and a test can call."""
 
-from jobs import (  # noqa: F401
-    admin_digest,
-    alerts,
-    approvals,
-    digests,
-    nudges,
-    pull,
-    retention,
-)
+from jobs import admin_digest, alerts, approvals, digests, nudges, pull, retention
+
+__all__ = ["admin_digest", "alerts", "approvals", "digests", "nudges", "pull", "retention"]

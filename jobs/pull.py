@@ -30,8 +30,8 @@ def _due(name: str) -> DueFunc:
     on_cron = cron_due(lambda rt: getattr(rt.config.sources, name).schedule,
                        lookback=LOOKBACK)
 
-    def due(rt: Runtime, at: datetime) -> list[Occurrence]:
-        return on_cron(rt, at) if _enabled(rt, name) else []
+    async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
+        return await on_cron(rt, at) if _enabled(rt, name) else []
 
     return due
 

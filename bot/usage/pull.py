@@ -138,7 +138,7 @@ def source_config(rt: Runtime, name: str) -> SourceBase:
         raise PullError(f"{name}: not configured (add sources.{name} to app.yaml)")
     if not cfg.enabled:
         raise PullError(f"{name}: disabled in app.yaml (sources.{name}.enabled: false)")
-    return cfg  # type: ignore[no-any-return]
+    return cfg
 
 
 def make_connector(rt: Runtime, name: str) -> Connector:
@@ -307,8 +307,8 @@ async def upsert_costs(s: AsyncSession, source: str, costs: list[CostRow],
     """Billed amounts by natural key: a re-pull overwrites, never adds."""
     if not costs:
         return
-    table = ProviderCost.__table__
-    ins = (pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert)(table)
+    dialect = (await s.connection()).dialect.name
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(ProviderCost)
     stmt = ins.on_conflict_do_update(
         index_elements=["cost_key"],
         set_={c: ins.excluded[c] for c in ("day", "scope", "line_item", "amount_micros",
@@ -358,8 +358,12 @@ async def _reconcile(rt: Runtime, name: str, start: datetime, end: datetime) -> 
     Differences are expected (batch and priority tiers, audio, web search, credits); the
     note makes them visible instead of silently trusting either number.
     """
+    # Only days lying wholly inside [start, end): those were just pulled completely. A
+    # partial first or last day would compare part of a day's usage with a full bill.
     first = floor_to(start, DAY)
-    last = floor_to(end, DAY)  # exclusive: a partial last day would compare apples to pears
+    if first < start:
+        first += DAY
+    last = floor_to(end, DAY)
     if last <= first:
         return None
     async with rt.db.reader() as s:

@@ -73,7 +73,8 @@ class AnthropicConnector:
 
     async def probe(self, now: datetime) -> str:
         day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - DAY
-        params = [("starting_at", rfc3339(day)), ("bucket_width", "1d"), ("limit", 1)]
+        params: list[tuple[str, str | int]] = [("starting_at", rfc3339(day)),
+                                               ("bucket_width", "1d"), ("limit", 1)]
         await self.client.get(USAGE_PATH, params, lambda p: _usage_page(p, "1d"))
         return f"usage report answered; admin key in {self.cfg.key_env} accepted"
 

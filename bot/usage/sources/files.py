@@ -219,7 +219,8 @@ def parse_json_body(body: bytes) -> Iterator[Parsed]:
         try:
             items = json.loads(text, parse_float=Decimal)
         except (json.JSONDecodeError, RecursionError) as exc:
-            yield 1, RowError(getattr(exc, "lineno", 1), f"not valid JSON: {getattr(exc, 'msg', exc)}")
+            line = getattr(exc, "lineno", 1)
+            yield line, RowError(line, f"not valid JSON: {getattr(exc, 'msg', exc)}")
             return
         for index, obj in enumerate(items, 1):
             # For an array, "line" is the record's position in the array.

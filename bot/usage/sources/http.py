@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,7 +113,7 @@ class SourceClient:
             try:
                 response = await self._http.get(path, params=list(params))
             except httpx.TransportError as exc:
-                last = f"could not be reached ({type(exc).__name__}: {exc or 'no detail'})"
+                last = f"could not be reached ({type(exc).__name__}: {str(exc) or 'no detail'})"
                 delay = self._backoff(attempt)
             else:
                 status = response.status_code
@@ -146,6 +147,8 @@ class SourceClient:
             return self._backoff(attempt)
         try:
             wait = float(header)
+            if not math.isfinite(wait):
+                return self._backoff(attempt)
         except ValueError:
             try:
                 when = parsedate_to_datetime(header)

@@ -67,7 +67,8 @@ class OpenAIConnector:
 
     async def probe(self, now: datetime) -> str:
         start = int((now - timedelta(days=1)).timestamp())
-        params = [("start_time", start), ("bucket_width", "1d"), ("limit", 1)]
+        params: list[tuple[str, str | int]] = [("start_time", start), ("bucket_width", "1d"),
+                                               ("limit", 1)]
         await self.client.get(USAGE_PATH, params, lambda p: _usage_page(p, "1d"))
         return f"usage API answered; admin key in {self.cfg.key_env} accepted"
 

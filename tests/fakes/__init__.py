@@ -1,0 +1,1 @@
+"""Loopback fakes of external APIs, serving the payload shapes their documentation shows."""

@@ -1,0 +1,679 @@
+"""Loopback fakes of the OpenAI, Anthropic and LiteLLM usage/cost APIs.
+
+Each fake is an aiohttp app (run it with ``tests.helpers.server.serving``) that answers
+with the documented payload shapes (field names from /work/research/providers.md, which
+cites each vendor page), checks auth headers and query parameters the way the real API
+does (400 on a bad parameter), pages, and can be told to misbehave: answer a status
+(429 with Retry-After, 500, ...), truncate its JSON, change its schema, page forever.
+
+Data is held as plain rows; a test changes a row and pulls again to see a restated
+bucket. Money is kept as Decimal (or the exact string a provider sends) and written into
+the JSON text verbatim, so no float ever touches the numbers a test sums.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_DEC = re.compile(r'"\\u0000dec:([^"]+)"')
+
+
+class Num(str):
+    """A JSON number written exactly as spelled ("2e-06"), as a provider might send it."""
+
+    __slots__ = ()
+
+
+def dumps(value: Any) -> str:
+    """JSON with Decimals and Nums written as exact number literals."""
+
+    def mark(v: Any) -> Any:
+        if isinstance(v, Decimal | Num):
+            return f"\x00dec:{v}"
+        if isinstance(v, dict):
+            return {k: mark(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [mark(x) for x in v]
+        return v
+
+    return _DEC.sub(r"\1", json.dumps(mark(value)))
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(body), status=status, content_type="application/json")
+
+
+def cursor(offset: int) -> str:
+    return "page_" + base64.urlsafe_b64encode(f"{offset:08d}".encode()).decode()
+
+
+def offset_of(token: str | None) -> int:
+    if not token:
+        return 0
+    if not token.startswith("page_"):
+        raise web.HTTPBadRequest(text='{"error": {"message": "invalid page"}}',
+                                 content_type="application/json")
+    return int(base64.urlsafe_b64decode(token[5:]).decode())
+
+
+def ts(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Fault:
+    path: str
+    kind: str  # status | truncated | schema | forever
+    status: int = 500
+    times: int | None = 1  # None: until cleared
+    headers: dict[str, str] = field(default_factory=dict)
+    when: Callable[[web.Request], bool] | None = None
+    hits: int = 0
+
+    def applies(self, request: web.Request) -> bool:
+        if not request.path.startswith(self.path):
+            return False
+        if self.times is not None and self.hits >= self.times:
+            return False
+        return self.when is None or self.when(request)
+
+
+class FakeProvider:
+    """Auth check, request log and fault injection shared by the three fakes."""
+
+    schema_break: ClassVar[Any] = {"data": {"unexpected": True}, "has_more": False}
+
+    def __init__(self, key: str):
+        self.key = key
+        self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
+        self.faults: list[Fault] = []
+
+    # --- what a test can ask of the fake -------------------------------------------------
+
+    def fail(self, path: str, status: int = 500, *, times: int | None = 1,
+             retry_after: str | None = None,
+             when: Callable[[web.Request], bool] | None = None) -> Fault:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        fault = Fault(path, "status", status, times, headers, when)
+        self.faults.append(fault)
+        return fault
+
+    def truncate(self, path: str, *, times: int | None = 1) -> Fault:
+        fault = Fault(path, "truncated", times=times)
+        self.faults.append(fault)
+        return fault
+
+    def break_schema(self, path: str, *, times: int | None = 1) -> Fault:
+        fault = Fault(path, "schema", times=times)
+        self.faults.append(fault)
+        return fault
+
+    def page_forever(self, path: str) -> Fault:
+        fault = Fault(path, "forever", times=None)
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def calls(self, path: str) -> list[dict[str, list[str]]]:
+        return [q for p, q, _ in self.requests if p == path]
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def authorized(self, request: web.Request) -> web.Response | None:
+        raise NotImplementedError
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def forever_body(self, request: web.Request, n: int) -> Any:
+        return {"data": [], "has_more": True, "next_page": cursor(10_000 + n)}
+
+    def app(self) -> web.Application:
+        @web.middleware
+        async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            query: dict[str, list[str]] = defaultdict(list)
+            for k, v in request.query.items():
+                query[k].append(v)
+            self.requests.append((request.path, dict(query), dict(request.headers)))
+            denied = self.authorized(request)
+            if denied is not None:
+                return denied
+            for fault in self.faults:
+                if fault.applies(request):
+                    fault.hits += 1
+                    return await self._misbehave(fault, request, handler)
+            return await handler(request)
+
+        app = web.Application(middlewares=[middleware])
+        app.add_routes(self.routes())
+        return app
+
+    async def _misbehave(self, fault: Fault, request: web.Request,
+                         handler: Handler) -> web.StreamResponse:
+        if fault.kind == "status":
+            body = {"error": {"message": f"injected {fault.status}", "type": "server_error"}}
+            return web.Response(text=json.dumps(body), status=fault.status,
+                                headers=fault.headers, content_type="application/json")
+        if fault.kind == "schema":
+            return json_response(self.schema_break)
+        if fault.kind == "forever":
+            return json_response(self.forever_body(request, fault.hits))
+        real = await handler(request)
+        assert isinstance(real, web.Response) and real.text is not None
+        return web.Response(text=real.text[: max(len(real.text) // 2, 1)],
+                            content_type="application/json")
+
+
+def bad_request(message: str) -> web.Response:
+    return json_response({"error": {"message": message, "type": "invalid_request_error"}},
+                         status=400)
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if not re.fullmatch(r"-?\d+", value):
+        raise web.HTTPBadRequest(text=dumps({"error": {"message": f"{name} must be an int"}}),
+                                 content_type="application/json")
+    return int(value)
+
+
+def _sum_into(into: dict[str, Any], row: dict[str, Any], fields: Iterable[str]) -> None:
+    for name in fields:
+        into[name] = into.get(name, 0) + row.get(name, 0)
+
+
+# =======================================================================================
+# OpenAI: https://developers.openai.com/api/reference/resources/organization/...
+# =======================================================================================
+
+OPENAI_USAGE_DIMS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier")
+OPENAI_USAGE_SUMS = ("input_tokens", "output_tokens", "input_cached_tokens",
+                     "input_audio_tokens", "output_audio_tokens", "num_model_requests")
+OPENAI_WIDTH = {"1m": (60, 1440), "1h": (3600, 168), "1d": (86400, 31)}  # seconds, max limit
+
+
+class FakeOpenAI(FakeProvider):
+    """usage/completions, costs, projects and project api_keys."""
+
+    def __init__(self, key: str = "sk-admin-test"):
+        super().__init__(key)
+        # usage rows: {"start": datetime (bucket start), dims..., sums...}
+        self.usage: list[dict[str, Any]] = []
+        # cost rows: {"day": date, "project_id", "line_item", "value": Decimal | str}
+        self.costs: list[dict[str, Any]] = []
+        self.projects: list[dict[str, Any]] = []
+        self.api_keys: dict[str, list[dict[str, Any]]] = {}
+        self.page_buckets = 5  # buckets per usage page, below the client's limit: paging
+        self.list_page = 2
+
+    def authorized(self, request: web.Request) -> web.Response | None:
+        given = request.headers.get("Authorization", "")
+        if given == f"Bearer {self.key}":
+            return None
+        shown = given.removeprefix("Bearer ")
+        return json_response({"error": {
+            "message": f"Incorrect API key provided: {shown}. You can find your API key at "
+                       "https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}},
+            status=401)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/organization/usage/completions", self.usage_completions),
+            web.get("/v1/organization/costs", self.costs_handler),
+            web.get("/v1/organization/projects", self.projects_handler),
+            web.get("/v1/organization/projects/{project_id}/api_keys", self.keys_handler),
+        ]
+
+    def _range(self, request: web.Request, widths: dict[str, tuple[int, int]],
+               default_limit: int) -> tuple[int, int, int, int] | web.Response:
+        start = _int_param(request, "start_time")
+        if start is None:
+            return bad_request("start_time is required")
+        width_name = request.query.get("bucket_width", "1d")
+        if width_name not in widths:
+            return bad_request(f"bucket_width {width_name!r} is not supported")
+        width, max_limit = widths[width_name]
+        limit = _int_param(request, "limit") or default_limit
+        if not 1 <= limit <= max_limit:
+            return bad_request(f"limit must be between 1 and {max_limit}")
+        end = _int_param(request, "end_time") or start + width * limit
+        return start, end, width, limit
+
+    def _buckets(self, request: web.Request, rows: list[dict[str, Any]], at: str,
+                 allowed: set[str],
+                 build: Callable[[list[dict[str, Any]], set[str]], list[dict[str, Any]]],
+                 widths: dict[str, tuple[int, int]], default_limit: int) -> web.Response:
+        parsed = self._range(request, widths, default_limit)
+        if isinstance(parsed, web.Response):
+            return parsed
+        start, end, width, limit = parsed
+        group_by = set(request.query.getall("group_by", []))
+        if "group_by[]" in request.query:
+            return bad_request("unknown parameter group_by[]")
+        if not group_by <= allowed:
+            return bad_request(f"invalid group_by {sorted(group_by - allowed)}")
+        slots = list(range(start, end, width))
+        first = offset_of(request.query.get("page"))
+        page = slots[first : first + min(limit, self.page_buckets)]
+        data = []
+        for b in page:
+            inside = [r for r in rows if b <= ts(r[at]) < b + width]
+            data.append({"object": "bucket", "start_time": b, "end_time": b + width,
+                         "results": build(inside, group_by)})
+        nxt = first + len(page)
+        more = nxt < len(slots)
+        return json_response({"object": "page", "data": data, "has_more": more,
+                              "next_page": cursor(nxt) if more else None})
+
+    async def usage_completions(self, request: web.Request) -> web.Response:
+        def build(rows: list[dict[str, Any]], group_by: set[str]) -> list[dict[str, Any]]:
+            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for r in rows:
+                key = tuple(r.get(d) if d in group_by else None for d in OPENAI_USAGE_DIMS)
+                out = groups.setdefault(key, {
+                    "object": "organization.usage.completions.result",
+                    **dict.fromkeys(OPENAI_USAGE_SUMS, 0),
+                    **dict(zip(OPENAI_USAGE_DIMS, key, strict=True))})
+                _sum_into(out, r, OPENAI_USAGE_SUMS)
+            return list(groups.values())
+
+        return self._buckets(request, self.usage, "start", set(OPENAI_USAGE_DIMS), build,
+                             OPENAI_WIDTH, 7)
+
+    async def costs_handler(self, request: web.Request) -> web.Response:
+        def build(rows: list[dict[str, Any]], group_by: set[str]) -> list[dict[str, Any]]:
+            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+            for r in rows:
+                key = tuple(r.get(d) if d in group_by else None
+                            for d in ("project_id", "line_item"))
+                groups[key].append(r)
+            out = []
+            for (project, line_item), members in groups.items():
+                # One row keeps its value exactly as given (number or string: both seen
+                # live); aggregated rows become a number.
+                value = (members[0]["value"] if len(members) == 1
+                         else sum(Decimal(str(m["value"])) for m in members))
+                out.append({"object": "organization.costs.result",
+                            "amount": {"value": value, "currency": "usd"},
+                            "line_item": line_item, "project_id": project})
+            return out
+
+        rows = [{**r, "at": datetime.combine(r["day"], datetime.min.time(), UTC)}
+                for r in self.costs]
+        return self._buckets(request, rows, "at", {"project_id", "line_item", "api_key_id"},
+                             build, {"1d": (86400, 180)}, 7)
+
+    def _list(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+        limit = _int_param(request, "limit") or 20
+        if not 1 <= limit <= 100:
+            return bad_request("limit must be between 1 and 100")
+        after = request.query.get("after")
+        start = 0
+        if after:
+            ids = [i["id"] for i in items]
+            if after not in ids:
+                return bad_request(f"unknown cursor {after}")
+            start = ids.index(after) + 1
+        page = items[start : start + min(limit, self.list_page)]
+        more = start + len(page) < len(items)
+        return json_response({
+            "object": "list", "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None, "has_more": more})
+
+    async def projects_handler(self, request: web.Request) -> web.Response:
+        archived = request.query.get("include_archived") == "true"
+        return self._list(request, [p for p in self.projects
+                                    if archived or p.get("status") == "active"])
+
+    async def keys_handler(self, request: web.Request) -> web.Response:
+        project = request.match_info["project_id"]
+        if project not in self.api_keys:
+            return json_response({"error": {"message": "No such project"}}, status=404)
+        return self._list(request, self.api_keys[project])
+
+    def add_project(self, project_id: str, keys: list[tuple[str, str | None, str | None]],
+                    *, status: str = "active") -> None:
+        """keys: (key id, owner email or None for a service account, owner user id)."""
+        self.projects.append({"id": project_id, "object": "organization.project",
+                              "name": project_id, "created_at": 1711471533,
+                              "archived_at": None, "status": status})
+        out = []
+        for key_id, email, user_id in keys:
+            owner: dict[str, Any]
+            if email is None:
+                owner = {"type": "service_account", "service_account": {
+                    "object": "organization.project.service_account", "id": "svc_" + key_id,
+                    "name": "bot", "role": "member", "created_at": 1711471533}}
+            else:
+                owner = {"type": "user", "user": {
+                    "object": "organization.project.user", "id": user_id,
+                    "name": email.split("@")[0], "email": email, "role": "owner",
+                    "added_at": 1711471533}}
+            out.append({"object": "organization.project.api_key",
+                        "redacted_value": "sk-abc...def", "name": key_id,
+                        "created_at": 1711471533, "last_used_at": 1711471534, "id": key_id,
+                        "owner": owner})
+        self.api_keys[project_id] = out
+
+
+# =======================================================================================
+# Anthropic Admin API: https://docs.anthropic.com/en/api/admin-api/usage-cost/...
+# =======================================================================================
+
+ANTHROPIC_USAGE_DIMS = ("api_key_id", "workspace_id", "model", "service_tier",
+                        "context_window")
+ANTHROPIC_COST_DIMS = ("workspace_id", "description")
+ANTHROPIC_WIDTH = {"1m": (60, 1440), "1h": (3600, 168), "1d": (86400, 31)}
+
+
+class FakeAnthropic(FakeProvider):
+    """usage_report/messages, cost_report and usage_report/claude_code."""
+
+    def __init__(self, key: str = "sk-ant-admin-test"):
+        super().__init__(key)
+        # usage rows: {"start": datetime, dims..., "uncached_input_tokens", "output_tokens",
+        #   "cache_read_input_tokens", "cache_1h", "cache_5m", "web_search_requests"}
+        self.usage: list[dict[str, Any]] = []
+        # cost rows: {"day": date, "workspace_id", "description", "amount": "123.45" (cents),
+        #   "cost_type", "model", "service_tier", "context_window", "token_type"}
+        self.costs: list[dict[str, Any]] = []
+        self.claude_code: list[dict[str, Any]] = []  # records exactly as documented
+        self.page_buckets = 7
+        self.claude_code_page = 2
+
+    def authorized(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("x-api-key") != self.key:
+            return json_response({"type": "error", "error": {
+                "type": "authentication_error", "message": "invalid x-api-key"}}, status=401)
+        if request.headers.get("anthropic-version") != "2023-06-01":
+            return json_response({"type": "error", "error": {
+                "type": "invalid_request_error",
+                "message": "anthropic-version: header is required"}}, status=400)
+        return None
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/organizations/usage_report/messages", self.messages),
+            web.get("/v1/organizations/cost_report", self.cost_report),
+            web.get("/v1/organizations/usage_report/claude_code", self.claude_code_report),
+        ]
+
+    @staticmethod
+    def _time(request: web.Request, name: str) -> datetime | None:
+        value = request.query.get(name)
+        if value is None:
+            return None
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", value):
+            raise web.HTTPBadRequest(text=dumps({"type": "error", "error": {
+                "type": "invalid_request_error", "message": f"{name}: not RFC 3339"}}),
+                content_type="application/json")
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    def _report(self, request: web.Request, rows: list[dict[str, Any]], allowed: set[str],
+                widths: dict[str, tuple[int, int]],
+                build: Callable[[list[dict[str, Any]], set[str]], list[dict[str, Any]]]
+                ) -> web.Response:
+        start = self._time(request, "starting_at")
+        if start is None:
+            return bad_request("starting_at is required")
+        width_name = request.query.get("bucket_width", "1d")
+        if width_name not in widths:
+            return bad_request(f"bucket_width {width_name!r} is not supported")
+        width, max_limit = widths[width_name]
+        limit = _int_param(request, "limit") or 7
+        if not 1 <= limit <= max_limit:
+            return bad_request(f"limit must be between 1 and {max_limit}")
+        if "group_by" in request.query:
+            return bad_request("unknown parameter group_by (use group_by[])")
+        group_by = set(request.query.getall("group_by[]", []))
+        if not group_by <= allowed:
+            return bad_request(f"invalid group_by[] {sorted(group_by - allowed)}")
+        end = self._time(request, "ending_at") or start + timedelta(seconds=width * limit)
+        slots = list(range(ts(start), ts(end), width))
+        first = offset_of(request.query.get("page"))
+        page = slots[first : first + min(limit, self.page_buckets)]
+        data = []
+        for b in page:
+            inside = [r for r in rows if b <= ts(r["start"]) < b + width]
+            data.append({"starting_at": rfc3339(datetime.fromtimestamp(b, UTC)),
+                         "ending_at": rfc3339(datetime.fromtimestamp(b + width, UTC)),
+                         "results": build(inside, group_by)})
+        nxt = first + len(page)
+        more = nxt < len(slots)
+        return json_response({"data": data, "has_more": more,
+                              "next_page": cursor(nxt) if more else None})
+
+    async def messages(self, request: web.Request) -> web.Response:
+        sums = ("uncached_input_tokens", "output_tokens", "cache_read_input_tokens",
+                "cache_1h", "cache_5m", "web_search_requests")
+
+        def build(rows: list[dict[str, Any]], group_by: set[str]) -> list[dict[str, Any]]:
+            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for r in rows:
+                key = tuple(r.get(d) if d in group_by else None for d in ANTHROPIC_USAGE_DIMS)
+                _sum_into(groups.setdefault(key, {}), r, sums)
+            return [{
+                "uncached_input_tokens": g["uncached_input_tokens"],
+                "cache_creation": {"ephemeral_1h_input_tokens": g["cache_1h"],
+                                   "ephemeral_5m_input_tokens": g["cache_5m"]},
+                "cache_read_input_tokens": g["cache_read_input_tokens"],
+                "output_tokens": g["output_tokens"],
+                "server_tool_use": {"web_search_requests": g["web_search_requests"]},
+                **dict(zip(ANTHROPIC_USAGE_DIMS, key, strict=True)),
+            } for key, g in groups.items()]
+
+        return self._report(request, self.usage, set(ANTHROPIC_USAGE_DIMS), ANTHROPIC_WIDTH,
+                            build)
+
+    async def cost_report(self, request: web.Request) -> web.Response:
+        detail = ("cost_type", "model", "service_tier", "context_window", "token_type")
+
+        def build(rows: list[dict[str, Any]], group_by: set[str]) -> list[dict[str, Any]]:
+            groups: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+            for r in rows:
+                by_desc = "description" in group_by
+                key = (r["workspace_id"] if "workspace_id" in group_by else None,
+                       r["description"] if by_desc else None,
+                       *(r.get(d) if by_desc else None for d in detail))
+                groups[key] += Decimal(r["amount"])
+            return [{"currency": "USD", "amount": str(cents), "workspace_id": key[0],
+                     "description": key[1], **dict(zip(detail, key[2:], strict=True))}
+                    for key, cents in groups.items()]
+
+        rows = [{**r, "start": datetime.combine(r["day"], datetime.min.time(), UTC)}
+                for r in self.costs]
+        return self._report(request, rows, set(ANTHROPIC_COST_DIMS), {"1d": (86400, 31)},
+                            build)
+
+    async def claude_code_report(self, request: web.Request) -> web.Response:
+        day = request.query.get("starting_at", "")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            return bad_request("starting_at must be a date in YYYY-MM-DD format")
+        if "ending_at" in request.query:
+            return bad_request("unknown parameter ending_at")
+        limit = _int_param(request, "limit") or 20
+        if not 1 <= limit <= 1000:
+            return bad_request("limit must be between 1 and 1000")
+        rows = [r for r in self.claude_code if r["date"][:10] == day]
+        first = offset_of(request.query.get("page"))
+        page = rows[first : first + min(limit, self.claude_code_page)]
+        nxt = first + len(page)
+        more = nxt < len(rows)
+        return json_response({"data": page, "has_more": more,
+                              "next_page": cursor(nxt) if more else None})
+
+
+def claude_code_record(day: str, actor: dict[str, str], customer_type: str,
+                       models: list[tuple[str, int, int, int, int, int | Decimal]],
+                       *, terminal: str = "vscode") -> dict[str, Any]:
+    """A record as documented; models: (model, input, output, cache_read, cache_creation,
+    estimated cost in cents)."""
+    return {
+        "actor": actor,
+        "core_metrics": {"commits_by_claude_code": 1, "lines_of_code": {"added": 10,
+                                                                        "removed": 2},
+                         "num_sessions": 2, "pull_requests_by_claude_code": 0},
+        "customer_type": customer_type,
+        "date": day,
+        "model_breakdown": [{
+            "estimated_cost": {"amount": cents, "currency": "USD"}, "model": model,
+            "tokens": {"cache_creation": cw, "cache_read": cr, "input": i, "output": o},
+        } for model, i, o, cr, cw, cents in models],
+        "organization_id": "12345678-1234-5678-1234-567812345678",
+        "terminal_type": terminal,
+        "tool_actions": {"edit_tool": {"accepted": 3, "rejected": 1}},
+        "subscription_type": "enterprise" if customer_type == "subscription" else None,
+    }
+
+
+# =======================================================================================
+# LiteLLM proxy: litellm/proxy/spend_tracking/spend_management_endpoints.py and
+# litellm/proxy/management_endpoints/internal_user_endpoints.py (BerriAI/litellm)
+# =======================================================================================
+
+
+class FakeLiteLLM(FakeProvider):
+    """/spend/logs (raw rows; or the legacy per-day summary) and /user/daily/activity."""
+
+    schema_break: ClassVar[Any] = {"logs": "not a list"}
+
+    def __init__(self, key: str = "sk-litellm-master"):
+        super().__init__(key)
+        self.spend_logs: list[dict[str, Any]] = []  # raw rows; "startTime" as ISO text
+        # daily rows: {"date": date, "user_id", "api_key", "model", "provider", "spend":
+        #   Decimal, "prompt_tokens", "completion_tokens", "cache_read_input_tokens",
+        #   "cache_creation_input_tokens", "api_requests"}
+        self.daily: list[dict[str, Any]] = []
+        self.legacy_summary = False  # an older proxy: /spend/logs always aggregates
+        self.nested = True  # breakdown entries as {metrics, metadata} (current source)
+        self.page_size_cap = 3  # serve fewer rows than asked: one date spans pages
+
+    def authorized(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") == f"Bearer {self.key}":
+            return None
+        return json_response({"error": {"message": "Authentication Error, Invalid proxy "
+                                                   "server token passed.",
+                                        "type": "auth_error", "param": "None",
+                                        "code": "401"}}, status=401)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/spend/logs", self.spend),
+                web.get("/user/daily/activity", self.user_daily)]
+
+    def forever_body(self, request: web.Request, n: int) -> Any:
+        return {"results": [], "metadata": {"page": n, "total_pages": n + 1, "has_more": True}}
+
+    async def spend(self, request: web.Request) -> web.Response:
+        rows = self.spend_logs
+        if "request_id" in request.query:
+            found = [r for r in rows if r["request_id"] == request.query["request_id"]]
+            return json_response(found or [None])
+        start, end = request.query.get("start_date"), request.query.get("end_date")
+        if (start is None) != (end is None):
+            return bad_request("Both start_date and end_date must be provided")
+        if start is None or end is None:
+            return json_response(rows)
+        lo = datetime.fromisoformat(start).replace(tzinfo=UTC)
+        hi = datetime.fromisoformat(end).replace(tzinfo=UTC)
+        inside = [r for r in rows if lo <= _parse(r["startTime"]) <= hi]
+        summarize = request.query.get("summarize", "true").lower() != "false"
+        if self.legacy_summary or summarize:
+            return json_response(self._summary(inside))
+        return json_response(sorted(inside, key=lambda r: _parse(r["startTime"]),
+                                    reverse=True))
+
+    @staticmethod
+    def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        days: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            day = _parse(r["startTime"]).date().isoformat()
+            d = days.setdefault(day, {"startTime": day, "spend": Decimal(0), "users": {},
+                                      "models": {}})
+            d["spend"] += Decimal(str(r["spend"]))
+        return list(days.values())
+
+    async def user_daily(self, request: web.Request) -> web.Response:
+        start, end = request.query.get("start_date"), request.query.get("end_date")
+        if not start or not end:
+            return bad_request("Please provide start_date and end_date")
+        page = _int_param(request, "page") or 1
+        size = _int_param(request, "page_size") or 50
+        if page < 1 or not 1 <= size <= 1000:
+            return bad_request("page >= 1 and 1 <= page_size <= 1000")
+        size = min(size, self.page_size_cap)
+        rows = sorted((r for r in self.daily if start <= r["date"].isoformat() <= end),
+                      key=lambda r: (r["date"], r["model"], r["user_id"]), reverse=True)
+        chunk = rows[(page - 1) * size : page * size]
+        results: dict[date, dict[str, Any]] = {}
+        metric_names = ("spend", "prompt_tokens", "completion_tokens",
+                        "cache_read_input_tokens", "cache_creation_input_tokens",
+                        "api_requests")
+        for r in chunk:
+            res = results.setdefault(r["date"], {
+                "date": r["date"].isoformat(), "metrics": {}, "breakdown": {
+                    "models": {}, "providers": {}, "api_keys": {}}})
+            _sum_into(res["metrics"], r, metric_names)
+            models = res["breakdown"]["models"]
+            entry = models.setdefault(r["model"], {"metrics": {}, "metadata": {}}
+                                      if self.nested else {})
+            _sum_into(entry["metrics"] if self.nested else entry, r, metric_names)
+        total = len(rows)
+        pages = max(-(-total // size), 1)
+        return json_response({"results": list(results.values()), "metadata": {
+            "total_spend": sum((Decimal(str(r["spend"])) for r in chunk), Decimal(0)),
+            "total_api_requests": sum(r["api_requests"] for r in chunk),
+            "page": page, "total_pages": pages, "has_more": page * size < total}})
+
+
+def _parse(text: str) -> datetime:
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+# =======================================================================================
+# What the store holds, summed two independent ways (raw records and the daily rollup)
+# =======================================================================================
+
+TOTAL_COLUMNS = ("cost_micros", "input_tokens", "output_tokens", "cache_read_tokens",
+                 "cache_write_tokens", "requests")
+
+
+async def stored_totals(rt: Any) -> dict[str, int]:
+    """Sums over usage_records; asserts usage_daily (kept by deltas) agrees exactly."""
+    from sqlalchemy import func, select
+
+    from bot.store.tables import UsageDaily, UsageRecord
+
+    async with rt.db.reader() as s:
+        rec = (await s.execute(select(
+            func.count(), *(func.coalesce(func.sum(getattr(UsageRecord, c)), 0)
+                            for c in TOTAL_COLUMNS)))).one()
+        daily = (await s.execute(select(
+            func.coalesce(func.sum(UsageDaily.records), 0),
+            *(func.coalesce(func.sum(getattr(UsageDaily, c)), 0)
+              for c in TOTAL_COLUMNS)))).one()
+    records = dict(zip(("records", *TOTAL_COLUMNS), map(int, rec), strict=True))
+    rollup = dict(zip(("records", *TOTAL_COLUMNS), map(int, daily), strict=True))
+    assert records == rollup, f"usage_daily drifted from usage_records: {rollup} != {records}"
+    return records
