@@ -1,0 +1,151 @@
+"""Usage files and the ingest webhook: exact totals, idempotency, bad rows, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import func, select, text
+
+from bot.server import build_app
+from bot.store.tables import UsageDaily, UsageRecord
+from tests.helpers.cli import tokencoach
+from tests.helpers.server import serving
+
+CSV_HEADER = "occurred_at,user,model,input_tokens,output_tokens,cost_usd,category,id\n"
+GOOD_CSV = [
+    "2026-11-03T10:00:00Z,tomas.novak@acme.example,gpt-4o,1000,200,0.0123,chat,r1\n",
+    "2026-11-03T11:00:00Z,tomas.novak@acme.example,claude-sonnet-4-5,5000,900,0.3,agentic,r2\n",
+    "2026-11-04T09:30:00+01:00,aisha.bello@acme.example,gpt-4o-mini,700,90,0.000171,,r3\n",
+    "2026-11-05T09:00:00Z,stranger@elsewhere.example,gpt-4o,100,10,1.99,,r4\n",
+]
+BAD_CSV = [
+    "yesterday,tomas.novak@acme.example,gpt-4o,1,1,0.1,,b1\n",  # line 6
+    "2026-11-03T10:00:00Z,tomas.novak@acme.example,,1,1,0.1,,b2\n",  # line 7: no model
+    "2026-11-03T10:00:00Z,tomas.novak@acme.example,gpt-4o,-5,1,0.1,,b3\n",  # line 8
+    "2026-11-03T10:00:00Z,tomas.novak@acme.example,gpt-4o,1,1,lots,,b4\n",  # line 9
+    "2026-11-03T10:00:00Z,tomas.novak@acme.example,gpt-4o\n",  # line 10: columns
+]
+
+
+async def stored_total(rt) -> int:  # type: ignore[no-untyped-def]
+    async with rt.db.reader() as s:
+        return int(await s.scalar(select(func.coalesce(func.sum(UsageRecord.cost_micros), 0))))
+
+
+async def rollup_total(rt) -> int:  # type: ignore[no-untyped-def]
+    async with rt.db.reader() as s:
+        return int(await s.scalar(select(func.coalesce(func.sum(UsageDaily.cost_micros), 0))))
+
+
+def ingest(path: Path, url: str) -> tuple[int, str, str]:
+    result = tokencoach("ingest", str(path), database_url=url)
+    return result.returncode, result.stdout, result.stderr
+
+
+async def test_csv_keeps_good_rows_and_reports_bad_ones_by_line(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "usage.csv"
+    path.write_text(CSV_HEADER + "".join(GOOD_CSV) + "".join(BAD_CSV))
+    code, out, err = await asyncio.to_thread(ingest, path, rt.env.database_url)
+    assert code == 1  # some rows were rejected
+    for line, reason in [(6, "occurred_at"), (7, "model is required"), (8, "input_tokens"),
+                         (9, "cost_usd"), (10, "columns")]:
+        assert f"line {line}: " in err and reason in err, (line, err)
+    assert "Traceback" not in err
+    # The fixture's own sum, to the micro-dollar and so to the cent.
+    expected = sum(Decimal(row.split(",")[5]) for row in GOOD_CSV)
+    assert await stored_total(rt) == int(expected * 1_000_000)
+    assert await rollup_total(rt) == await stored_total(rt)
+    assert re.search(r"unattributed\s*│\s*1\s*│", out), out
+    # Again: nothing changes.
+    code, out, _ = await asyncio.to_thread(ingest, path, rt.env.database_url)
+    assert re.search(r"new\s*│\s*0\s*│", out) and await stored_total(rt) == int(expected * 1_000_000)
+
+
+async def test_jsonl_restatement_by_id_replaces(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = tmp_path / "a.jsonl"
+    rows = [{"occurred_at": "2026-11-03T10:00:00Z", "user": "tomas.novak@acme.example",
+             "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100,
+             "cost_usd": "0.50", "id": f"ev-{i}"} for i in range(3)]
+    first.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n{not json\n")
+    code, _, err = await asyncio.to_thread(ingest, first, rt.env.database_url)
+    assert code == 1 and "line 5: not valid JSON" in err
+    assert await stored_total(rt) == 1_500_000
+    rows[1]["cost_usd"] = 0.75  # a float in JSON is read as its exact decimal text
+    second = tmp_path / "b.jsonl"
+    second.write_text("\n".join(json.dumps(r) for r in rows))
+    code, out, _ = await asyncio.to_thread(ingest, second, rt.env.database_url)
+    assert code == 0 and re.search(r"replaced\s*│\s*1\s*│", out)
+    assert re.search(r"unchanged\s*│\s*2\s*│", out)
+    assert await stored_total(rt) == 1_750_000 == await rollup_total(rt)
+
+
+async def test_unattributed_spend_is_kept_and_reported(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "u.csv"
+    path.write_text(CSV_HEADER + "".join(GOOD_CSV))
+    await asyncio.to_thread(ingest, path, rt.env.database_url)
+    result = await asyncio.to_thread(tokencoach, "balance", "--unattributed", "--json", "--at",
+                                     "2026-11-20T12:00:00Z", database_url=rt.env.database_url)
+    data = json.loads(result.stdout)
+    assert data == [{"identity": "user:stranger@elsewhere.example", "records": 1,
+                     "spent_usd": "1.99"}]
+    one = await asyncio.to_thread(tokencoach, "balance", "tomas.novak@acme.example", "--json",
+                                  "--at", "2026-11-20T12:00:00Z", database_url=rt.env.database_url)
+    card = json.loads(one.stdout)
+    assert card["spent_usd"] == "0.31" and card["cap_usd"] == "1500.00"
+    assert {"person", "period", "sandbox_usd", "remaining_usd", "by_category", "by_model",
+            "forecast", "as_of"} <= set(card)
+
+
+async def test_webhook_auth_counts_and_bad_rows(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    from bot.config.env import Env
+
+    rt0 = await make_runtime(sync=True)
+    env = Env(database_url=rt0.env.database_url,
+              source={"TOKENCOACH_INGEST_TOKEN": "s3cret-ingest-token"})
+    rt = await make_runtime(env=env)
+    url_ok = {"Authorization": "Bearer s3cret-ingest-token"}
+    body = json.dumps([
+        {"occurred_at": "2026-11-03T10:00:00Z", "user": "tomas.novak@acme.example",
+         "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5, "cost_usd": "0.01",
+         "id": "w1", "prompt": "SECRET-PROMPT-TEXT-1234", "completion": "SECRET-COMPLETION"},
+        {"occurred_at": "nope", "user": "x@y.example", "model": "m", "input_tokens": 1,
+         "output_tokens": 1},
+    ])
+    async with serving(build_app(rt, background=False)) as base, aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+            async with http.post(f"{base}/ingest/usage", data=body, headers=headers) as resp:
+                assert resp.status == 401
+        assert await stored_total(rt) == 0
+        async with http.post(f"{base}/ingest/usage", data=body, headers=url_ok) as resp:
+            answer = await resp.json()
+            assert resp.status == 200
+        assert answer["new"] == 1 and answer["rejected"] == 1
+        assert answer["errors"] == [{"line": 2, "message": answer["errors"][0]["message"]}]
+        ndjson = "\n".join(json.dumps(r) for r in json.loads(body)[:1])
+        async with http.post(f"{base}/ingest/usage", data=ndjson, headers=url_ok) as resp:
+            assert (await resp.json())["unchanged"] == 1
+        async with http.post(f"{base}/ingest/usage", data=b"[1, 2", headers=url_ok) as resp:
+            assert resp.status == 422 and "not valid JSON" in (await resp.json())[
+                "errors"][0]["message"]
+        async with http.post(f"{base}/ingest/usage", data=b" ", headers=url_ok) as resp:
+            assert resp.status == 400
+        big = b"[" + b" " * (65 * 1024 * 1024) + b"]"
+        async with http.post(f"{base}/ingest/usage", data=big, headers=url_ok) as resp:
+            assert resp.status == 413
+    assert await stored_total(rt) == 10_000
+    # No prompt or completion text is stored anywhere.
+    async with rt.db.reader() as s:
+        if rt.db.is_sqlite:
+            await s.execute(text("PRAGMA wal_checkpoint"))
+    if rt.db.is_sqlite:
+        raw = Path(rt.env.database_url.split("///", 1)[1]).read_bytes()
+        assert b"SECRET-PROMPT" not in raw and b"SECRET-COMPLETION" not in raw
+    else:
+        async with rt.db.reader() as s:
+            dump = await s.scalar(text("SELECT string_agg(t::text, '') FROM usage_records t"))
+        assert "SECRET" not in dump
