@@ -39,11 +39,17 @@ class DeliveryError(Exception):
 
 
 class RetryLater(DeliveryError):
-    """A transient failure (429, 5xx, timeout). ``retry_after`` in seconds if known."""
+    """A transient failure (429, 5xx, timeout). ``retry_after`` in seconds if known.
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    ``uncertain``: the platform may have accepted the message before the failure (a
+    timeout or a dropped connection after sending), so the retry first looks for it.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, *,
+                 uncertain: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
+        self.uncertain = uncertain
 
 
 class Undeliverable(DeliveryError):
@@ -197,7 +203,6 @@ async def _claim_batch(rt: Runtime, limit: int) -> list[tuple[OutboxMessage, boo
         picked = (await s.execute(pick)).all()
         if not picked:
             return []
-        uncertain = {row.id for row in picked if row.status == "sending"}
         ids = [row.id for row in picked]
         await s.execute(
             update(OutboxMessage)
@@ -207,7 +212,10 @@ async def _claim_batch(rt: Runtime, limit: int) -> list[tuple[OutboxMessage, boo
         )
         rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
                                 .order_by(OutboxMessage.id))).all()
-        return [(row, row.id in uncertain) for row in rows]
+        # A row whose sender died mid-send, or whose last try may have got through.
+        was_sending = {row.id for row in picked if row.status == "sending"}
+        return [(row, row.id in was_sending or bool((row.ref or {}).get("uncertain")))
+                for row in rows]
 
 
 async def _finish(rt: Runtime, msg_id: int, **values: Any) -> None:
@@ -251,7 +259,8 @@ async def _deliver_one(rt: Runtime, msg: OutboxMessage, uncertain: bool,
             return
         delay = max(exc.retry_after or 0.0, backoff(msg.attempts))
         await _finish(rt, msg.id, status="pending", last_error=str(exc)[:2000],
-                      next_attempt_at=now + timedelta(seconds=delay))
+                      next_attempt_at=now + timedelta(seconds=delay),
+                      ref={"uncertain": True} if exc.uncertain or uncertain else None)
         metrics.OUTBOX_DELIVERIES.labels(msg.platform, "retry").inc()
         stats.retried += 1
         return

@@ -15,14 +15,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot import logs, metrics
 from bot.outbox import OutboxSender, refresh_gauges
 from bot.platforms import attach_deliverers
 from bot.runtime import Runtime
 from bot.scheduling.runner import run_due
+from bot.store import UNAVAILABLE
 
 log = logging.getLogger("tokencoach.server")
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
@@ -55,7 +54,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         status = exc.status
         raise
-    except (OperationalError, DBAPIError, PoolTimeout, OSError, asyncio.TimeoutError) as exc:
+    except UNAVAILABLE as exc:
         # The database is unreachable or overloaded: fail fast with a retryable answer.
         log.warning("dependency unavailable", extra={"route": route, "error": repr(exc)})
         status = 503

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from bot import metrics
 from bot.directory import admins
 from bot.reply import ActionResult, Form, Reply, simple
+from bot.store import UNAVAILABLE
 from handlers import admin, balance, sandbox, team, tips
 from handlers.context import Ctx
 from handlers.texts import usage_reply
@@ -69,6 +70,8 @@ def _limited(ctx: Ctx, per_minute: int) -> bool:
 _SLOW_DOWN = simple("You're sending commands quickly — give it a few seconds and try again.")
 _OOPS = simple("Something went wrong on my side while answering that. It's been logged; "
                "please try again in a moment.")
+UNAVAILABLE_REPLY = simple("I can't reach my database right now, so I can't answer that. "
+                           "Please try again in a minute.")
 
 
 def normalize(text: str) -> list[str]:
@@ -95,6 +98,9 @@ async def handle_command(ctx: Ctx, text: str) -> Reply | Form:
             shown = " ".join(words)[:60]
             return usage_reply(f"I don't know `{shown}`. Here is what I can do:")
         return await fn(ctx, words[1:])
+    except UNAVAILABLE as exc:
+        log.warning("store unavailable", extra={"command": label, "error": repr(exc)})
+        return UNAVAILABLE_REPLY
     except Exception:
         log.exception("command failed", extra={"command": label, "actor": ctx.actor.label})
         return _OOPS
@@ -120,6 +126,9 @@ async def handle_action(ctx: Ctx, action: str, value: str = "",
         fields = dict(form or {})
         fields.setdefault("value", value)
         return await fn(ctx, value, fields)
+    except UNAVAILABLE as exc:
+        log.warning("store unavailable", extra={"action": base, "error": repr(exc)})
+        return ActionResult(reply=UNAVAILABLE_REPLY)
     except Exception:
         log.exception("action failed", extra={"action": base, "actor": ctx.actor.label})
         return ActionResult(reply=_OOPS)

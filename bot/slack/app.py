@@ -21,7 +21,9 @@ from bot.slack import render
 from bot.slack.client import web_client
 from bot.slack.people import resolve
 from bot.store.tables import ProcessedEvent
+from bot.store import UNAVAILABLE
 from handlers import handle_action, handle_command
+from handlers.router import UNAVAILABLE_REPLY
 from handlers.balance import balance_reply
 from handlers.context import Actor, Ctx
 
@@ -59,15 +61,24 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     bolt = AsyncApp(client=client, signing_secret=rt.env.slack_signing_secret,
                     process_before_response=True, raise_error_for_unhandled_request=False)
 
-    async def actor_for(user_id: str, channel_id: str | None = None) -> Actor:
-        person = await resolve(rt, client, user_id)
+    async def actor_for(user_id: str, channel_id: str | None = None) -> Actor | None:
+        """The asking person; None when the store is unreachable (say so, don't fail)."""
+        try:
+            person = await resolve(rt, client, user_id)
+        except UNAVAILABLE as exc:
+            log.warning("store unavailable resolving a Slack user", extra={"error": repr(exc)})
+            return None
         return Actor(person=person, platform="slack", platform_user_id=user_id,
                      in_channel=bool(channel_id) and not str(channel_id).startswith("D"))
 
     @bolt.middleware
     async def skip_duplicates(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
         key = dedupe_key(req.body)
-        if key and not await first_time(rt, key):
+        try:
+            seen_before = bool(key) and not await first_time(rt, key or "")
+        except UNAVAILABLE:
+            seen_before = False  # the listener will answer "try again" on its own
+        if seen_before:
             log.info("duplicate Slack delivery ignored", extra={"key": key,
                      "retry": req.headers.get("x-slack-retry-num")})
             text = "That request was already handled." if req.body.get("command") else ""
@@ -77,6 +88,9 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     @bolt.command(re.compile(r"^/.+"))
     async def on_command(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         actor = await actor_for(body["user_id"], body.get("channel_id"))
+        if actor is None:
+            await ack(response_type="ephemeral", **render.message(UNAVAILABLE_REPLY))
+            return
         result = await handle_command(Ctx(rt, actor), body.get("text") or "")
         if isinstance(result, Form):
             await client.views_open(trigger_id=body["trigger_id"],
@@ -93,6 +107,10 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
         container = body.get("container") or {}
         actor = await actor_for(body["user"]["id"], container.get("channel_id"))
+        if actor is None:
+            await respond(response_type="ephemeral", replace_original=False,
+                          **render.message(UNAVAILABLE_REPLY))
+            return
         result = await handle_action(Ctx(rt, actor), action["action_id"], value)
         where = {"channel": container.get("channel_id"), "ts": container.get("message_ts"),
                  "ephemeral": bool(container.get("is_ephemeral"))}
@@ -106,6 +124,11 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         except json.JSONDecodeError:
             meta = {}
         actor = await actor_for(body["user"]["id"])
+        if actor is None:
+            await ack(response_action="errors", errors={
+                next((b["block_id"] for b in view.get("blocks", []) if b.get("block_id")),
+                     "value"): UNAVAILABLE_REPLY.text})
+            return
         result = await handle_action(Ctx(rt, actor), view.get("callback_id") or "",
                                      str(meta.get("value") or ""), render.form_values(view))
         if result.errors:
@@ -124,6 +147,8 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         if event.get("tab") not in (None, "home"):
             return
         actor = await actor_for(event["user"])
+        if actor is None:
+            return
         if actor.person is None:
             reply = await handle_command(Ctx(rt, actor), "help")
             assert isinstance(reply, Reply)

@@ -23,7 +23,8 @@ def web_client(rt: Runtime, *, interactive: bool = True) -> AsyncWebClient:
         handlers += [AsyncRateLimitErrorRetryHandler(max_retry_count=1),
                      AsyncServerErrorRetryHandler(max_retry_count=1)]
     return AsyncWebClient(token=rt.env.slack_bot_token, base_url=rt.env.slack_api_url or
-                          DEFAULT_API, retry_handlers=handlers, timeout=15)
+                          DEFAULT_API, retry_handlers=handlers,
+                          timeout=int(max(rt.config.server.request_timeout_seconds, 1)))
 
 
 async def probe(rt: Runtime) -> str:

@@ -57,7 +57,9 @@ class SlackDeliverer:
                 raise Undeliverable(f"slack {method}: {error}") from exc
             raise RetryLater(f"slack {method}: {error or status}") from exc
         except (TimeoutError, SlackRequestError, aiohttp.ClientError, OSError) as exc:
-            raise RetryLater(f"slack {method}: {type(exc).__name__}: {exc}") from exc
+            # A timeout or dropped connection after sending may still have posted it.
+            raise RetryLater(f"slack {method}: {type(exc).__name__}: {exc}",
+                             uncertain=method == "chat_postMessage") from exc
 
     async def _channel(self, msg: OutboxMessage) -> str:
         if msg.target_type == "team":

@@ -1,5 +1,5 @@
 """Persistence: tables, migrations, engines."""
 
-from bot.store.database import Database, NotMigratedError
+from bot.store.database import UNAVAILABLE, Database, NotMigratedError
 
-__all__ = ["Database", "NotMigratedError"]
+__all__ = ["UNAVAILABLE", "Database", "NotMigratedError"]

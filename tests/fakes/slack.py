@@ -8,6 +8,7 @@ them both ways. Failures can be scripted per method: 429 with Retry-After, 500, 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections import defaultdict
@@ -34,6 +35,7 @@ class FakeSlack:
     uploads: dict[str, bytes] = field(default_factory=dict)
     failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(
         default_factory=lambda: defaultdict(list))
+    delays: dict[str, float] = field(default_factory=dict)  # method -> seconds, after acting
     base_url: str = ""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -98,7 +100,11 @@ class FakeSlack:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return await handler(args)
+        response = await handler(args)
+        if self.delays.get(method):
+            # Slack acted, but the answer is slow: the caller may time out or die waiting.
+            await asyncio.sleep(self.delays[method])
+        return response
 
     async def m_auth_test(self, args: dict[str, Any]) -> web.Response:
         return self._ok(url="https://acme.slack.com/", team="Acme", user="tokencoach",
