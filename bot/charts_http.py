@@ -26,13 +26,13 @@ def chart_url(rt: Runtime, chart_id: str, *, absolute: bool = True) -> str:
 def mount(app: web.Application, rt: Runtime) -> None:
     async def get_chart(request: web.Request) -> web.Response:
         chart_id = request.match_info["chart_id"]
-        if not verify(rt, chart_path(chart_id), request.query.get("exp"),
-                      request.query.get("sig")):
+        if not verify(rt, chart_path(chart_id), request.query.get("exp"), request.query.get("sig")):
             raise web.HTTPForbidden(text="link expired or invalid")
         png = await png_for(rt, chart_id)
         if png is None:
             raise web.HTTPNotFound(text="no such chart")
-        return web.Response(body=png, content_type="image/png",
-                            headers={"Cache-Control": "private, max-age=3600"})
+        return web.Response(
+            body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     app.router.add_get(r"/charts/{chart_id:[A-Za-z0-9_-]{1,64}}.png", get_chart)

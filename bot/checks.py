@@ -25,9 +25,15 @@ async def _guard(name: str, probe: Callable[[], Awaitable[str]]) -> CheckResult:
 
 async def run_checks(rt: Runtime, *, offline: bool = False) -> list[CheckResult]:
     cfg = rt.config
-    out = [CheckResult("config", "ok", f"{len(cfg.directory.people)} people, "
-                                       f"{len(cfg.directory.teams)} teams, "
-                                       f"{len(cfg.tutorials)} tutorials")]
+    out = [
+        CheckResult(
+            "config",
+            "ok",
+            f"{len(cfg.directory.people)} people, "
+            f"{len(cfg.directory.teams)} teams, "
+            f"{len(cfg.tutorials)} tutorials",
+        )
+    ]
 
     async def database() -> str:
         await rt.db.ping()
@@ -44,8 +50,9 @@ async def run_checks(rt: Runtime, *, offline: bool = False) -> list[CheckResult]
 
             out.append(await _guard("slack", lambda: slack_probe(rt)))
     elif rt.env.slack_bot_token or rt.env.slack_signing_secret:
-        out.append(CheckResult("slack", "fail",
-                               "set both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"))
+        out.append(
+            CheckResult("slack", "fail", "set both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+        )
     else:
         out.append(CheckResult("slack", "warn", "not configured"))
 
@@ -67,8 +74,13 @@ async def run_checks(rt: Runtime, *, offline: bool = False) -> list[CheckResult]
         if rt.env.secret(cfg.sources.webhook.token_env):
             out.append(CheckResult("webhook", "ok", f"token in {cfg.sources.webhook.token_env}"))
         else:
-            out.append(CheckResult("webhook", "warn", f"{cfg.sources.webhook.token_env} is not "
-                                                      "set: POST /ingest/usage refuses all"))
+            out.append(
+                CheckResult(
+                    "webhook",
+                    "warn",
+                    f"{cfg.sources.webhook.token_env} is not set: POST /ingest/usage refuses all",
+                )
+            )
     for name in ("openai", "anthropic", "litellm"):
         source = getattr(cfg.sources, name)
         if source is None or not source.enabled:

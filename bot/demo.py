@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from bot.runtime import Runtime
 from bot.store.tables import Person, Team, UsageRecord
@@ -25,7 +25,10 @@ from bot.usage.writer import IngestStats, UsageWriter
 
 # Category mix (percent of requests-weighted spend intent) and a monthly spend target.
 PERSONAS: dict[str, tuple[dict[str, int], int]] = {
-    "agentic": ({"agentic": 60, "coding": 15, "analysis": 10, "chat": 10, "summarization": 5}, 1300),
+    "agentic": (
+        {"agentic": 60, "coding": 15, "analysis": 10, "chat": 10, "summarization": 5},
+        1300,
+    ),
     "coder": ({"coding": 45, "agentic": 25, "chat": 15, "summarization": 15}, 700),
     "summarizer": ({"summarization": 70, "chat": 22, "writing": 8}, 420),
     "chatter": ({"chat": 65, "summarization": 20, "writing": 15}, 140),
@@ -36,16 +39,35 @@ PERSONAS: dict[str, tuple[dict[str, int], int]] = {
 
 # The demo org's people, by email local part; anyone else gets a persona by hash.
 DEMO_PERSONAS = {
-    "jordan.blake": "chatter", "dana.okafor": "analyst", "priya.raman": "agentic",
-    "tomas.novak": "agentic", "aisha.bello": "coder", "kenji.watanabe": "agentic",
-    "lena.fischer": "coder", "omar.haddad": "summarizer", "grace.kim": "coder",
-    "rafael.costa": "chatter", "nina.petrova": "light",
-    "marcus.webb": "summarizer", "sara.lindqvist": "summarizer", "david.osei": "summarizer",
-    "mei.chen": "chatter", "lucas.martin": "summarizer", "fatima.zahra": "writer",
-    "ivan.horvat": "summarizer", "chloe.dubois": "chatter", "noah.fitz": "light",
-    "sofia.alvarez": "writer", "ben.carter": "summarizer", "hana.sato": "writer",
-    "ella.nguyen": "analyst", "sam.okoro": "chatter", "maya.rossi": "summarizer",
-    "leo.schmidt": "agentic", "zoe.bennett": "writer", "arjun.mehta": "chatter",
+    "jordan.blake": "chatter",
+    "dana.okafor": "analyst",
+    "priya.raman": "agentic",
+    "tomas.novak": "agentic",
+    "aisha.bello": "coder",
+    "kenji.watanabe": "agentic",
+    "lena.fischer": "coder",
+    "omar.haddad": "summarizer",
+    "grace.kim": "coder",
+    "rafael.costa": "chatter",
+    "nina.petrova": "light",
+    "marcus.webb": "summarizer",
+    "sara.lindqvist": "summarizer",
+    "david.osei": "summarizer",
+    "mei.chen": "chatter",
+    "lucas.martin": "summarizer",
+    "fatima.zahra": "writer",
+    "ivan.horvat": "summarizer",
+    "chloe.dubois": "chatter",
+    "noah.fitz": "light",
+    "sofia.alvarez": "writer",
+    "ben.carter": "summarizer",
+    "hana.sato": "writer",
+    "ella.nguyen": "analyst",
+    "sam.okoro": "chatter",
+    "maya.rossi": "summarizer",
+    "leo.schmidt": "agentic",
+    "zoe.bennett": "writer",
+    "arjun.mehta": "chatter",
     "olivia.grant": "light",
 }
 
@@ -68,8 +90,19 @@ class Shape:
 
 SHAPES: dict[str, list[tuple[int, Shape]]] = {
     "agentic": [
-        (50, Shape("claude_code", "anthropic", "claude-sonnet-4-5", 9000, 3500, 60000, 4000,
-                   product="claude_code")),
+        (
+            50,
+            Shape(
+                "claude_code",
+                "anthropic",
+                "claude-sonnet-4-5",
+                9000,
+                3500,
+                60000,
+                4000,
+                product="claude_code",
+            ),
+        ),
         (30, Shape("litellm", "anthropic", "claude-sonnet-4-5", 12000, 3000, 40000, 0, tools=6)),
         (20, Shape("litellm", "openai", "gpt-5", 15000, 2500, 20000, 0, tools=4)),
     ],
@@ -97,8 +130,9 @@ SOURCES = ("openai", "anthropic", "claude_code", "litellm")
 
 
 def _seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(),
-                                          digest_size=8).digest(), "big")
+    return int.from_bytes(
+        hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big"
+    )
 
 
 def persona_of(email: str) -> str:
@@ -112,16 +146,28 @@ def persona_of(email: str) -> str:
 
 def _cost_per_request(shape: Shape) -> float:
     # Rough list prices, only to turn a monthly target into request counts.
-    rates = {"gpt-4o": (2.5, 10), "gpt-4o-mini": (0.15, 0.6), "gpt-5": (1.25, 10),
-             "gpt-5-codex": (1.25, 10), "gpt-4.1": (2, 8), "gpt-4.1-codex-preview": (2, 8),
-             "claude-sonnet-4-5": (3, 15), "claude-haiku-4-5": (1, 5)}
+    rates = {
+        "gpt-4o": (2.5, 10),
+        "gpt-4o-mini": (0.15, 0.6),
+        "gpt-5": (1.25, 10),
+        "gpt-5-codex": (1.25, 10),
+        "gpt-4.1": (2, 8),
+        "gpt-4.1-codex-preview": (2, 8),
+        "claude-sonnet-4-5": (3, 15),
+        "claude-haiku-4-5": (1, 5),
+    }
     i, o = rates[shape.model]
-    return (shape.input * i + shape.output * o + shape.cache_read * i * 0.1
-            + shape.cache_write * i * 1.25) / 1e6
+    return (
+        shape.input * i
+        + shape.output * o
+        + shape.cache_read * i * 0.1
+        + shape.cache_write * i * 1.25
+    ) / 1e6
 
 
-def person_day_records(email: str, day: date, tz: str, *, until: datetime | None = None
-                       ) -> Iterator[RawUsage]:
+def person_day_records(
+    email: str, day: date, tz: str, *, until: datetime | None = None
+) -> Iterator[RawUsage]:
     """One person's usage for one day: a few hourly buckets per category."""
     persona = persona_of(email)
     mix, monthly = PERSONAS[persona]
@@ -145,7 +191,10 @@ def person_day_records(email: str, day: date, tz: str, *, until: datetime | None
             start = datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC)
             if until is not None and start + timedelta(hours=1) > until:
                 continue
-            jitter = lambda n: int(n * requests * (0.8 + rng.random() * 0.4))  # noqa: E731
+
+            def jitter(n: int, count: int = requests) -> int:
+                return int(n * count * (0.8 + rng.random() * 0.4))
+
             yield RawUsage(
                 key=record_key("demo", email, day, category, hour, shape.model, shape.source),
                 source=shape.source,
@@ -177,43 +226,73 @@ async def generate_people(rt: Runtime, count: int) -> int:
     per_team = 25
     teams = max(count // per_team, 1)
     async with rt.db.session() as s:
-        have = await s.scalar(select(func.count()).select_from(Person).where(
-            Person.origin == "generated"))
+        have = await s.scalar(
+            select(func.count()).select_from(Person).where(Person.origin == "generated")
+        )
         if have and have >= count:
             return 0
-        await s.execute(insert(Team), [
-            {"key": f"gen-{t:05d}", "name": f"Team {t:05d}", "origin": "generated",
-             "active": True, "slack_channel_id": f"CGEN{t:05d}"} for t in range(teams)
-        ])
-        team_ids = dict((await s.execute(select(Team.key, Team.id).where(
-            Team.origin == "generated"))).all())
+        await s.execute(
+            insert(Team),
+            [
+                {
+                    "key": f"gen-{t:05d}",
+                    "name": f"Team {t:05d}",
+                    "origin": "generated",
+                    "active": True,
+                    "slack_channel_id": f"CGEN{t:05d}",
+                }
+                for t in range(teams)
+            ],
+        )
+        team_ids = dict(
+            (await s.execute(select(Team.key, Team.id).where(Team.origin == "generated"))).all()
+        )
         rows = []
         for n in range(count):
             t = min(n // per_team, teams - 1)
-            rows.append({"email": f"p{n:06d}@scale.example", "name": f"Person {n:06d}",
-                         "team_id": team_ids[f"gen-{t:05d}"], "origin": "generated",
-                         "active": True, "is_admin": False, "tips_enabled": True,
-                         "out_of_office": False})
+            rows.append(
+                {
+                    "email": f"p{n:06d}@scale.example",
+                    "name": f"Person {n:06d}",
+                    "team_id": team_ids[f"gen-{t:05d}"],
+                    "origin": "generated",
+                    "active": True,
+                    "is_admin": False,
+                    "tips_enabled": True,
+                    "out_of_office": False,
+                }
+            )
         for i in range(0, len(rows), 5000):
-            await s.execute(insert(Person), rows[i:i + 5000])
+            await s.execute(insert(Person), rows[i : i + 5000])
         # The first person of each team manages the rest.
-        ids = dict((await s.execute(select(Person.email, Person.id).where(
-            Person.origin == "generated"))).all())
-        from sqlalchemy import update
-
+        ids = dict(
+            (
+                await s.execute(select(Person.email, Person.id).where(Person.origin == "generated"))
+            ).all()
+        )
         updates = []
         for n in range(count):
             lead = (n // per_team) * per_team
             if n != lead:
-                updates.append({"id": ids[f"p{n:06d}@scale.example"],
-                                "manager_id": ids[f"p{lead:06d}@scale.example"]})
+                updates.append(
+                    {
+                        "id": ids[f"p{n:06d}@scale.example"],
+                        "manager_id": ids[f"p{lead:06d}@scale.example"],
+                    }
+                )
         for i in range(0, len(updates), 5000):
-            await s.execute(update(Person), updates[i:i + 5000])
+            await s.execute(update(Person), updates[i : i + 5000])
     return count
 
 
-async def seed_usage(rt: Runtime, emails: list[str], *, days: int, batch_size: int = 50_000,
-                     progress: Callable[[int], None] | None = None) -> IngestStats:
+async def seed_usage(
+    rt: Runtime,
+    emails: list[str],
+    *,
+    days: int,
+    batch_size: int = 50_000,
+    progress: Callable[[int], None] | None = None,
+) -> IngestStats:
     writer = await UsageWriter.create(rt)
     total = IngestStats()
     batch: list[RawUsage] = []

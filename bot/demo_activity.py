@@ -17,11 +17,18 @@ from bot.usage.record import RawUsage, record_key
 from bot.usage.writer import UsageWriter
 
 MARKER = "demo.activity_seeded"
-FINISHED = ("aisha.bello@acme.example", "priya.raman@acme.example", "250",
-            "Build a review agent that checks our Terraform plans",
-            "Caught 3 risky changes in two weeks; the team wants it in CI.")
-PENDING = ("omar.haddad@acme.example", "300",
-           "Turn my weekly customer-call summaries into a research agent that cites sources")
+FINISHED = (
+    "aisha.bello@acme.example",
+    "priya.raman@acme.example",
+    "250",
+    "Build a review agent that checks our Terraform plans",
+    "Caught 3 risky changes in two weeks; the team wants it in CI.",
+)
+PENDING = (
+    "omar.haddad@acme.example",
+    "300",
+    "Turn my weekly customer-call summaries into a research agent that cites sources",
+)
 
 
 async def seed_activity(rt: Runtime) -> dict[str, int]:
@@ -39,17 +46,34 @@ async def seed_activity(rt: Runtime) -> dict[str, int]:
             omar = await person_by_email(s, PENDING[0])
         assert aisha and priya and omar
         past = rt.frozen_at(now - timedelta(days=20))
-        req = await flow.create(past, aisha, amount=FINISHED[2], purpose=FINISHED[3],
-                                duration="30", platform="demo")
-        await flow.decide(rt.frozen_at(now - timedelta(days=20) + timedelta(hours=2)), priya,
-                          f"{req.id}:1", approve=True, platform="demo")
+        req = await flow.create(
+            past, aisha, amount=FINISHED[2], purpose=FINISHED[3], duration="30", platform="demo"
+        )
+        await flow.decide(
+            rt.frozen_at(now - timedelta(days=20) + timedelta(hours=2)),
+            priya,
+            f"{req.id}:1",
+            approve=True,
+            platform="demo",
+        )
         async with rt.db.reader() as s:
-            grant_id = await s.scalar(select(SandboxGrant.id).where(
-                SandboxGrant.request_id == req.id))
-        await flow.record_outcome(rt.frozen_at(now - timedelta(days=3)), aisha, str(grant_id),
-                                  FINISHED[4], platform="demo")
-        await flow.create(rt.frozen_at(now - timedelta(hours=3)), omar, amount=PENDING[1],
-                          purpose=PENDING[2], platform="demo")
+            grant_id = await s.scalar(
+                select(SandboxGrant.id).where(SandboxGrant.request_id == req.id)
+            )
+        await flow.record_outcome(
+            rt.frozen_at(now - timedelta(days=3)),
+            aisha,
+            str(grant_id),
+            FINISHED[4],
+            platform="demo",
+        )
+        await flow.create(
+            rt.frozen_at(now - timedelta(hours=3)),
+            omar,
+            amount=PENDING[1],
+            purpose=PENDING[2],
+            platform="demo",
+        )
         done.update(requests=2, grants=1)
     # A CI pipeline's API key nobody mapped: the admin views show it as unattributed.
     writer = await UsageWriter.create(rt)
@@ -58,11 +82,20 @@ async def seed_activity(rt: Runtime) -> dict[str, int]:
     for offset in range(20):
         day = today - timedelta(days=offset)
         at = now - timedelta(days=offset, hours=2)
-        records.append(RawUsage(
-            key=record_key("demo-ci", day), source="openai", occurred_at=at.replace(
-                minute=0, second=0, microsecond=0), provider="openai", model="gpt-4.1-mini",
-            input_tokens=400_000, output_tokens=60_000, requests=120, api_key="key_ci_pipeline",
-            project="proj_ci"))
+        records.append(
+            RawUsage(
+                key=record_key("demo-ci", day),
+                source="openai",
+                occurred_at=at.replace(minute=0, second=0, microsecond=0),
+                provider="openai",
+                model="gpt-4.1-mini",
+                input_tokens=400_000,
+                output_tokens=60_000,
+                requests=120,
+                api_key="key_ci_pipeline",
+                project="proj_ci",
+            )
+        )
     stats = await writer.write(records)
     done["unattributed_records"] = stats.new
     async with rt.db.session() as s:

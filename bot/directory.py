@@ -104,8 +104,11 @@ async def _sync_teams(s: AsyncSession, cfg: AppConfig) -> dict[str, int]:
 async def _sync_people(s: AsyncSession, cfg: AppConfig) -> dict[str, int]:
     team_ids = dict((await s.execute(select(Team.key, Team.id))).all())
     rows = (
-        await s.execute(select(Person.id, Person.email, Person.origin, Person.slack_user_id,
-                               Person.teams_aad_id))
+        await s.execute(
+            select(
+                Person.id, Person.email, Person.origin, Person.slack_user_id, Person.teams_aad_id
+            )
+        )
     ).all()
     by_email = {r.email: r for r in rows}
     admins = set(cfg.admins)
@@ -163,17 +166,20 @@ async def _sync_identities(s: AsyncSession, cfg: AppConfig) -> int:
         for kind, mapping in sc.mappings.model_dump().items():
             for ident, target in mapping.items():
                 target = str(target).strip().lower()
-                row: dict[str, Any] = {"kind": f"{source}:{kind}", "value": str(ident),
-                                       "origin": "config", "person_id": None, "team_id": None}
+                row: dict[str, Any] = {
+                    "kind": f"{source}:{kind}",
+                    "value": str(ident),
+                    "origin": "config",
+                    "person_id": None,
+                    "team_id": None,
+                }
                 if target.startswith("team:"):
                     row["team_id"] = team_ids.get(target[5:])
                 else:
                     row["person_id"] = person_ids.get(target)
                 rows[(row["kind"], row["value"])] = row
     # Discovered identities with the same key are replaced by the configured mapping.
-    discovered = {
-        (k, v) for k, v in (await s.execute(select(Identity.kind, Identity.value)))
-    }
+    discovered = {(k, v) for k, v in (await s.execute(select(Identity.kind, Identity.value)))}
     for key in discovered & rows.keys():
         await s.execute(
             Identity.__table__.delete().where(Identity.kind == key[0], Identity.value == key[1])

@@ -85,15 +85,17 @@ class Balance:
             "by_model": {m: to_cents_str(v) for m, v in self.by_model},
             "low_value_share_pct": self.low_value_share,
             "agentic_share_pct": self.agentic_share,
-            "forecast": None if fc is None else {
+            "forecast": None
+            if fc is None
+            else {
                 "pace_per_day_usd": to_cents_str(fc.pace_per_day),
                 "month_end_usd": to_cents_str(fc.month_end),
                 "cap_date": fc.cap_date.isoformat() if fc.cap_date else None,
                 "over_cap": fc.already_over,
             },
             "grants": [
-                {"id": g.id, "amount_usd": to_cents_str(g.amount),
-                 "ends_at": g.ends_at.isoformat()} for g in self.grants
+                {"id": g.id, "amount_usd": to_cents_str(g.amount), "ends_at": g.ends_at.isoformat()}
+                for g in self.grants
             ],
             "as_of": {k: (v.isoformat() if v else None) for k, v in self.as_of.items()},
         }
@@ -107,10 +109,18 @@ async def team_cap(s: AsyncSession, team_id: int | None) -> int | None:
 
 async def active_grants(s: AsyncSession, person_id: int, now: datetime) -> list[Grant]:
     rows = await s.execute(
-        select(SandboxGrant.id, SandboxGrant.amount_micros, SandboxGrant.starts_at,
-               SandboxGrant.ends_at)
-        .where(SandboxGrant.person_id == person_id, SandboxGrant.status == "active",
-               SandboxGrant.starts_at <= now, SandboxGrant.ends_at > now)
+        select(
+            SandboxGrant.id,
+            SandboxGrant.amount_micros,
+            SandboxGrant.starts_at,
+            SandboxGrant.ends_at,
+        )
+        .where(
+            SandboxGrant.person_id == person_id,
+            SandboxGrant.status == "active",
+            SandboxGrant.starts_at <= now,
+            SandboxGrant.ends_at > now,
+        )
         .order_by(SandboxGrant.ends_at)
     )
     return [Grant(i, a, as_utc(st), as_utc(en)) for i, a, st, en in rows]
@@ -131,8 +141,17 @@ def forecast_window(first_day: date | None, today: date) -> tuple[date, int] | N
     return (start, days) if days > 0 else None
 
 
-def forecast(*, spent: int, limit: int, window_spend: int, first_day: date | None,
-             today: date, now: datetime, month: Month, tz: str) -> Forecast | None:
+def forecast(
+    *,
+    spent: int,
+    limit: int,
+    window_spend: int,
+    first_day: date | None,
+    today: date,
+    now: datetime,
+    month: Month,
+    tz: str,
+) -> Forecast | None:
     """Linear forecast at the trailing pace; None with under 3 days of history.
 
     ``window_spend`` is the spend over ``forecast_window(first_day, today)``.
@@ -153,22 +172,22 @@ def forecast(*, spent: int, limit: int, window_spend: int, first_day: date | Non
         cap_date = local_day(now + timedelta(seconds=seconds_to_cap), tz)
         if cap_date > month.last:
             cap_date = None
-    return Forecast(pace_per_day=pace, month_end=month_end, cap_date=cap_date,
-                    already_over=over)
+    return Forecast(pace_per_day=pace, month_end=month_end, cap_date=cap_date, already_over=over)
 
 
-async def balance(rt: Runtime, s: AsyncSession, person: PersonView,
-                  now: datetime | None = None) -> Balance:
+async def balance(
+    rt: Runtime, s: AsyncSession, person: PersonView, now: datetime | None = None
+) -> Balance:
     now = now or rt.now()
     tz = rt.tz
     today = local_day(now, tz)
     month = month_of(today)
     start = min(month.first, today - timedelta(days=FORECAST_WINDOW_DAYS))
     rows = await s.execute(
-        select(UsageDaily.day, UsageDaily.category, UsageDaily.model,
-               func.sum(UsageDaily.cost_micros))
-        .where(UsageDaily.person_id == person.id, UsageDaily.day >= start,
-               UsageDaily.day <= today)
+        select(
+            UsageDaily.day, UsageDaily.category, UsageDaily.model, func.sum(UsageDaily.cost_micros)
+        )
+        .where(UsageDaily.person_id == person.id, UsageDaily.day >= start, UsageDaily.day <= today)
         .group_by(UsageDaily.day, UsageDaily.category, UsageDaily.model)
     )
     by_cat: dict[str, int] = defaultdict(int)
@@ -183,8 +202,9 @@ async def balance(rt: Runtime, s: AsyncSession, person: PersonView,
             by_cat[category] += cost
             by_model[model] += cost
     first_day = await s.scalar(
-        select(func.min(UsageDaily.day)).where(UsageDaily.person_id == person.id,
-                                               UsageDaily.day >= today - timedelta(days=60))
+        select(func.min(UsageDaily.day)).where(
+            UsageDaily.person_id == person.id, UsageDaily.day >= today - timedelta(days=60)
+        )
     )
     grants = await active_grants(s, person.id, now)
     cap = cap_micros(rt, person, await team_cap(s, person.team_id))
@@ -200,9 +220,16 @@ async def balance(rt: Runtime, s: AsyncSession, person: PersonView,
         grants=grants,
         by_category=sorted(((c, v) for c, v in by_cat.items() if v), key=lambda x: -x[1]),
         by_model=sorted(((m, v) for m, v in by_model.items() if v), key=lambda x: -x[1]),
-        forecast=forecast(spent=spent, limit=cap + sandbox,
-                          window_spend=_window_spend(daily, first_day, today),
-                          first_day=first_day, today=today, now=now, month=month, tz=tz),
+        forecast=forecast(
+            spent=spent,
+            limit=cap + sandbox,
+            window_spend=_window_spend(daily, first_day, today),
+            first_day=first_day,
+            today=today,
+            now=now,
+            month=month,
+            tz=tz,
+        ),
         as_of=await freshness(s),
         low_value=sum(v for c, v in by_cat.items() if c in cats.low_value),
         agentic=sum(v for c, v in by_cat.items() if c in cats.agentic),
@@ -225,8 +252,9 @@ class MonthLine:
     low_value_share: int
 
 
-async def history(rt: Runtime, s: AsyncSession, person: PersonView, months: int = 6,
-                  now: datetime | None = None) -> list[MonthLine]:
+async def history(
+    rt: Runtime, s: AsyncSession, person: PersonView, months: int = 6, now: datetime | None = None
+) -> list[MonthLine]:
     now = now or rt.now()
     current = month_of(local_day(now, rt.tz))
     periods = [current]
@@ -234,8 +262,11 @@ async def history(rt: Runtime, s: AsyncSession, person: PersonView, months: int 
         periods.append(periods[-1].previous())
     rows = await s.execute(
         select(UsageDaily.day, UsageDaily.category, func.sum(UsageDaily.cost_micros))
-        .where(UsageDaily.person_id == person.id, UsageDaily.day >= periods[-1].first,
-               UsageDaily.day <= current.last)
+        .where(
+            UsageDaily.person_id == person.id,
+            UsageDaily.day >= periods[-1].first,
+            UsageDaily.day <= current.last,
+        )
         .group_by(UsageDaily.day, UsageDaily.category)
     )
     cats = rt.config.categories
@@ -251,14 +282,16 @@ async def history(rt: Runtime, s: AsyncSession, person: PersonView, months: int 
             low[key] += int(cost or 0)
     cap = cap_micros(rt, person, await team_cap(s, person.team_id))
     return [
-        MonthLine(m, spent[m.key], cap, pct(agentic[m.key], spent[m.key]),
-                  pct(low[m.key], spent[m.key]))
+        MonthLine(
+            m, spent[m.key], cap, pct(agentic[m.key], spent[m.key]), pct(low[m.key], spent[m.key])
+        )
         for m in periods
     ]
 
 
-async def unattributed(rt: Runtime, s: AsyncSession, now: datetime | None = None
-                       ) -> list[tuple[str, int, int]]:
+async def unattributed(
+    rt: Runtime, s: AsyncSession, now: datetime | None = None
+) -> list[tuple[str, int, int]]:
     """Month-to-date spend nobody could be matched to: (identity, records, micros)."""
     from bot.store.tables import UsageRecord
 
@@ -266,8 +299,11 @@ async def unattributed(rt: Runtime, s: AsyncSession, now: datetime | None = None
     month = month_of(local_day(now, rt.tz))
     rows = await s.execute(
         select(UsageRecord.identity, func.count(), func.sum(UsageRecord.cost_micros))
-        .where(UsageRecord.person_id.is_(None), UsageRecord.day >= month.first,
-               UsageRecord.day <= month.last)
+        .where(
+            UsageRecord.person_id.is_(None),
+            UsageRecord.day >= month.first,
+            UsageRecord.day <= month.last,
+        )
         .group_by(UsageRecord.identity)
         .order_by(func.sum(UsageRecord.cost_micros).desc())
     )

@@ -66,15 +66,28 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def setup_logging(*, level: str = "INFO", json_logs: bool = True,
-                  secrets: Iterable[str] = ()) -> None:
+def setup_logging(
+    *, level: str = "INFO", json_logs: bool = True, secrets: Iterable[str] = ()
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_logs
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiohttp.access", "alembic", "apscheduler", "httpx", "slack_bolt", "slack_sdk",
-                  "botbuilder", "msrest", "sqlalchemy.engine"):
+    for noisy in (
+        "aiohttp.access",
+        "alembic",
+        "apscheduler",
+        "httpx",
+        "slack_bolt",
+        "slack_sdk",
+        "botbuilder",
+        "msrest",
+        "sqlalchemy.engine",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,8 +45,7 @@ class RetryLater(DeliveryError):
     timeout or a dropped connection after sending), so the retry first looks for it.
     """
 
-    def __init__(self, reason: str, retry_after: float | None = None, *,
-                 uncertain: bool = False):
+    def __init__(self, reason: str, retry_after: float | None = None, *, uncertain: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
         self.uncertain = uncertain
@@ -125,13 +124,29 @@ async def enqueue(
     for row in rows:
         stmt = _insert(s).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
         added += (await s.execute(stmt)).rowcount
-    if added and rt.outbox_wakeup:
-        rt.outbox_wakeup()
+    if added:
+        _wake_after_commit(s, rt)
     return added
 
 
-async def enqueue_update(s: AsyncSession, rt: Runtime, *, original_key: str, key: str,
-                         reply: Reply) -> int:
+def _wake_after_commit(s: AsyncSession, rt: Runtime) -> None:
+    """Wake the sender once the rows are visible: waking it inside the transaction finds
+    nothing committed yet and it sleeps its idle second."""
+    wake = rt.outbox_wakeup
+    if wake is None or s.sync_session.info.get("outbox_wake"):
+        return
+    s.sync_session.info["outbox_wake"] = True
+
+    def after_commit(session: Any) -> None:
+        session.info.pop("outbox_wake", None)
+        wake()
+
+    event.listen(s.sync_session, "after_commit", after_commit, once=True)
+
+
+async def enqueue_update(
+    s: AsyncSession, rt: Runtime, *, original_key: str, key: str, reply: Reply
+) -> int:
     """Replace, in place, every platform copy of the message queued under ``original_key``.
 
     If a copy has not gone out yet, its payload is simply replaced.
@@ -151,15 +166,26 @@ async def enqueue_update(s: AsyncSession, rt: Runtime, *, original_key: str, key
             continue
         if orig.status in ("failed", "unreachable"):
             continue
-        stmt = _insert(s).values(
-            dedupe_key=f"{key}@{orig.platform}", platform=orig.platform, kind="update",
-            target_type=orig.target_type, target_id=orig.target_id, payload=reply.to_json(),
-            update_of_id=orig.id, status="pending", attempts=0, next_attempt_at=now,
-            created_at=now,
-        ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        stmt = (
+            _insert(s)
+            .values(
+                dedupe_key=f"{key}@{orig.platform}",
+                platform=orig.platform,
+                kind="update",
+                target_type=orig.target_type,
+                target_id=orig.target_id,
+                payload=reply.to_json(),
+                update_of_id=orig.id,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
         added += (await s.execute(stmt)).rowcount
-    if added and rt.outbox_wakeup:
-        rt.outbox_wakeup()
+    if added:
+        _wake_after_commit(s, rt)
     return added
 
 
@@ -196,8 +222,12 @@ async def _claim_batch(rt: Runtime, limit: int) -> list[tuple[OutboxMessage, boo
         ),
     )
     async with rt.db.session() as s:
-        pick = select(OutboxMessage.id, OutboxMessage.status).where(due).order_by(
-            OutboxMessage.id).limit(limit)
+        pick = (
+            select(OutboxMessage.id, OutboxMessage.status)
+            .where(due)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
         if not rt.db.is_sqlite:
             pick = pick.with_for_update(skip_locked=True)
         picked = (await s.execute(pick)).all()
@@ -207,26 +237,28 @@ async def _claim_batch(rt: Runtime, limit: int) -> list[tuple[OutboxMessage, boo
         await s.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
-            .values(status="sending", lease_until=now + LEASE,
-                    attempts=OutboxMessage.attempts + 1)
+            .values(status="sending", lease_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
         )
-        rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                                .order_by(OutboxMessage.id))).all()
+        rows = (
+            await s.scalars(
+                select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+            )
+        ).all()
         # A row whose sender died mid-send, or whose last try may have got through.
         was_sending = {row.id for row in picked if row.status == "sending"}
-        return [(row, row.id in was_sending or bool((row.ref or {}).get("uncertain")))
-                for row in rows]
+        return [
+            (row, row.id in was_sending or bool((row.ref or {}).get("uncertain"))) for row in rows
+        ]
 
 
 async def _finish(rt: Runtime, msg_id: int, **values: Any) -> None:
     async with rt.db.session() as s:
-        await s.execute(
-            update(OutboxMessage).where(OutboxMessage.id == msg_id).values(**values)
-        )
+        await s.execute(update(OutboxMessage).where(OutboxMessage.id == msg_id).values(**values))
 
 
-async def _deliver_one(rt: Runtime, msg: OutboxMessage, uncertain: bool,
-                       stats: DeliveryStats) -> None:
+async def _deliver_one(
+    rt: Runtime, msg: OutboxMessage, uncertain: bool, stats: DeliveryStats
+) -> None:
     platform = rt.platforms[msg.platform]
     now = rt.now()
     reply = Reply.from_json(msg.payload)
@@ -239,8 +271,13 @@ async def _deliver_one(rt: Runtime, msg: OutboxMessage, uncertain: bool,
                 return
             if orig.status != "sent" or not orig.ref:
                 # The original is still on its way; try again shortly.
-                await _finish(rt, msg.id, status="pending", attempts=msg.attempts - 1,
-                              next_attempt_at=now + timedelta(seconds=2))
+                await _finish(
+                    rt,
+                    msg.id,
+                    status="pending",
+                    attempts=msg.attempts - 1,
+                    next_attempt_at=now + timedelta(seconds=2),
+                )
                 stats.waiting += 1
                 return
             await platform.update(msg, orig.ref, reply)
@@ -258,9 +295,14 @@ async def _deliver_one(rt: Runtime, msg: OutboxMessage, uncertain: bool,
             stats.failed += 1
             return
         delay = max(exc.retry_after or 0.0, backoff(msg.attempts))
-        await _finish(rt, msg.id, status="pending", last_error=str(exc)[:2000],
-                      next_attempt_at=now + timedelta(seconds=delay),
-                      ref={"uncertain": True} if exc.uncertain or uncertain else None)
+        await _finish(
+            rt,
+            msg.id,
+            status="pending",
+            last_error=str(exc)[:2000],
+            next_attempt_at=now + timedelta(seconds=delay),
+            ref={"uncertain": True} if exc.uncertain or uncertain else None,
+        )
         metrics.OUTBOX_DELIVERIES.labels(msg.platform, "retry").inc()
         stats.retried += 1
         return
@@ -276,8 +318,13 @@ async def _deliver_one(rt: Runtime, msg: OutboxMessage, uncertain: bool,
         return
     except Exception as exc:  # an unexpected bug must not lose the message: retry it
         log.exception("outbox delivery crashed", extra={"outbox_id": msg.id})
-        await _finish(rt, msg.id, status="pending", last_error=repr(exc)[:2000],
-                      next_attempt_at=now + timedelta(seconds=backoff(msg.attempts)))
+        await _finish(
+            rt,
+            msg.id,
+            status="pending",
+            last_error=repr(exc)[:2000],
+            next_attempt_at=now + timedelta(seconds=backoff(msg.attempts)),
+        )
         stats.retried += 1
         stats.errors.append(repr(exc))
         return
@@ -289,8 +336,10 @@ async def _deliver_one(rt: Runtime, msg: OutboxMessage, uncertain: bool,
 async def _fail(rt: Runtime, msg: OutboxMessage, reason: str) -> None:
     await _finish(rt, msg.id, status="failed", last_error=reason[:2000])
     metrics.OUTBOX_DELIVERIES.labels(msg.platform, "failed").inc()
-    log.warning("outbox message failed", extra={"outbox_id": msg.id, "platform": msg.platform,
-                                                "kind": msg.kind, "reason": reason})
+    log.warning(
+        "outbox message failed",
+        extra={"outbox_id": msg.id, "platform": msg.platform, "kind": msg.kind, "reason": reason},
+    )
     if msg.kind != "admin_alert":
         await _alert_admins(rt, msg, reason)
 
@@ -298,8 +347,11 @@ async def _fail(rt: Runtime, msg: OutboxMessage, reason: str) -> None:
 async def _report_if_unreachable_everywhere(rt: Runtime, msg: OutboxMessage) -> None:
     base = msg.dedupe_key.rsplit("@", 1)[0]
     async with rt.db.reader() as s:
-        statuses = (await s.scalars(select(OutboxMessage.status).where(
-            OutboxMessage.dedupe_key.like(f"{base}@%")))).all()
+        statuses = (
+            await s.scalars(
+                select(OutboxMessage.status).where(OutboxMessage.dedupe_key.like(f"{base}@%"))
+            )
+        ).all()
     if statuses and all(st == "unreachable" for st in statuses) and msg.kind != "admin_alert":
         await _alert_admins(rt, msg, msg.last_error or "not reachable on any platform")
 
@@ -311,14 +363,23 @@ async def _alert_admins(rt: Runtime, msg: OutboxMessage, reason: str) -> None:
         reply = Reply(
             text=f"A tokencoach message could not be delivered to {target}",
             blocks=[
-                Text(text=f"**A {msg.kind.replace('_', ' ')} message could not be delivered** "
-                          f"to {target} on {msg.platform.title()}."),
+                Text(
+                    text=f"**A {msg.kind.replace('_', ' ')} message could not be delivered** "
+                    f"to {target} on {msg.platform.title()}."
+                ),
                 Context(text=f"Reason: {reason[:300]}  ·  outbox #{msg.id}"),
             ],
         )
         for admin_id in admin_ids:
-            await enqueue(s, rt, kind="admin_alert", target_type="person", target_id=admin_id,
-                          reply=reply, key=f"outbox-failed:{msg.id}:{admin_id}")
+            await enqueue(
+                s,
+                rt,
+                kind="admin_alert",
+                target_type="person",
+                target_id=admin_id,
+                reply=reply,
+                key=f"outbox-failed:{msg.id}:{admin_id}",
+            )
 
 
 async def _describe_target(s: AsyncSession, msg: OutboxMessage) -> str:
@@ -371,7 +432,8 @@ async def refresh_gauges(rt: Runtime) -> None:
         counts = dict(rows.all())
         oldest = await s.scalar(
             select(func.min(OutboxMessage.created_at)).where(
-                OutboxMessage.status.in_(("pending", "sending")))
+                OutboxMessage.status.in_(("pending", "sending"))
+            )
         )
     for status in ("pending", "sending", "sent", "failed", "unreachable", "skipped"):
         metrics.OUTBOX_DEPTH.labels(status).set(counts.get(status, 0))
@@ -379,7 +441,6 @@ async def refresh_gauges(rt: Runtime) -> None:
         metrics.OUTBOX_OLDEST_SECONDS.set(max((rt.now() - as_utc(oldest)).total_seconds(), 0))
     else:
         metrics.OUTBOX_OLDEST_SECONDS.set(0)
-
 
 
 class OutboxSender:

@@ -1,9 +1,10 @@
 """The platform-neutral reply model that handlers and jobs return.
 
 Renderers beside each adapter (Slack Block Kit, Teams Adaptive Cards, playground HTML)
-turn it into their format. Text is plain except for one bit of markup, ``**bold**``;
-every renderer escapes everything else, so user-written text can never become a
-mention, a link or markup on any platform.
+turn it into their format. Text is plain except for two bits of markup, ``**bold**`` and
+```code```; every renderer escapes everything else, so user-written text can never become
+a mention, a link or markup on any platform. Put someone's own words in a ``Quote``, or
+pass them through ``literal()`` when they sit inside a sentence.
 
 Replies are pydantic models so the outbox can store them as JSON and send them later.
 """
@@ -25,7 +26,7 @@ class Header(_Model):
 
 
 class Text(_Model):
-    """A paragraph. ``**bold**`` is the only markup."""
+    """A paragraph. ``**bold**`` and ```code``` are the only markup."""
 
     kind: Literal["text"] = "text"
     text: str
@@ -177,6 +178,15 @@ class ActionResult(_Model):
     reply: Reply | None = None
     form: Form | None = None
     errors: dict[str, str] | None = None
+
+
+def literal(text: str) -> str:
+    """Someone's own words inside bot text: our markup in them stays literal.
+
+    A zero-width space breaks ``**`` and a look-alike replaces the backtick, so the words
+    read the same but can't switch bold or code on.
+    """
+    return text.replace("**", "*\u200b*").replace("`", "\u02cb")
 
 
 def simple(text: str, *, title: str | None = None) -> Reply:

@@ -42,8 +42,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, metrics, and a plain JSON answer instead of a stack trace."""
     rid = request.headers.get("X-Request-Id") or logs.new_request_id()
     logs.request_id.set(rid)
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource \
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
         else "unmatched"
+    )
     started = time.perf_counter()
     status = 500
     try:
@@ -59,16 +62,24 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.warning("dependency unavailable", extra={"route": route, "error": repr(exc)})
         status = 503
         return web.json_response(
-            {"error": "temporarily unavailable, please try again in a moment",
-             "request_id": rid}, status=503, headers={"Retry-After": "5"})
+            {"error": "temporarily unavailable, please try again in a moment", "request_id": rid},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     except Exception:
         log.exception("unhandled error", extra={"route": route})
         return web.json_response({"error": "internal error", "request_id": rid}, status=500)
     finally:
         metrics.HTTP_REQUESTS.labels(route, str(status)).inc()
         if route != "/metrics":
-            log.debug("request", extra={"route": route, "status": status,
-                                        "ms": round((time.perf_counter() - started) * 1000, 2)})
+            log.debug(
+                "request",
+                extra={
+                    "route": route,
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -76,10 +87,12 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         await asyncio.wait_for(rt.db.ping(), timeout=3)
     except Exception as exc:
-        return web.json_response({"status": "error", "db": "unreachable",
-                                  "detail": type(exc).__name__}, status=503)
-    return web.json_response({"status": "ok", "db": "ok", "dialect": rt.db.dialect,
-                              "platforms": sorted(rt.platforms)})
+        return web.json_response(
+            {"status": "error", "db": "unreachable", "detail": type(exc).__name__}, status=503
+        )
+    return web.json_response(
+        {"status": "ok", "db": "ok", "dialect": rt.db.dialect, "platforms": sorted(rt.platforms)}
+    )
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -114,8 +127,15 @@ class Background:
         seconds = self.rt.config.schedules.tick_seconds
         # One tick job: each run claims whatever is due, so missed periods are caught up
         # on start and replicas never double up (the claim rows decide).
-        self.scheduler.add_job(self.tick, "interval", seconds=seconds, id="tick",
-                               coalesce=True, max_instances=1, next_run_time=None)
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=seconds,
+            id="tick",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=None,
+        )
         self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.sender.run()))
         self._tasks.append(asyncio.create_task(self.tick()))  # catch up right away
@@ -128,8 +148,9 @@ class Background:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def build_app(rt: Runtime, *, playground: bool = False, background: bool = True,
-              chat: bool = True) -> web.Application:
+def build_app(
+    rt: Runtime, *, playground: bool = False, background: bool = True, chat: bool = True
+) -> web.Application:
     max_mb = rt.config.sources.webhook.max_body_mb
     app = web.Application(middlewares=[observe], client_max_size=max_mb * 1024 * 1024)
     app[RUNTIME] = rt

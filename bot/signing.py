@@ -28,8 +28,9 @@ def sign(rt: Runtime, path: str, *, ttl: timedelta, now: datetime | None = None)
     return f"{path}?exp={expires}&sig={mac}"
 
 
-def verify(rt: Runtime, path: str, exp: str | None, sig: str | None,
-           now: datetime | None = None) -> bool:
+def verify(
+    rt: Runtime, path: str, exp: str | None, sig: str | None, now: datetime | None = None
+) -> bool:
     if not exp or not sig or not exp.isdigit():
         return False
     if int(exp) < int((now or rt.now()).timestamp()):

@@ -38,8 +38,10 @@ def as_text(reply: Reply, *, chart_paths: dict[str, str] | None = None) -> str:
             lines += [f"  {f.label.ljust(width)}  {_plain(f.value)}" for f in b.items]
         elif isinstance(b, Progress):
             filled = b.percent * 30 // 100
-            lines.append(f"{b.label} [{'#' * min(filled, 30)}{'.' * max(30 - filled, 0)}] "
-                         f"{b.percent}% {b.caption}")
+            lines.append(
+                f"{b.label} [{'#' * min(filled, 30)}{'.' * max(30 - filled, 0)}] "
+                f"{b.percent}% {b.caption}"
+            )
         elif isinstance(b, Actions):
             lines.append("  ".join(f"[{x.label}]" for x in b.buttons))
         elif isinstance(b, Context):

@@ -41,27 +41,39 @@ def dominant(by_category: list[tuple[str, int]], among: list[str]) -> str | None
     return None
 
 
-def pick_tutorial(config: AppConfig, category: str | None, level: str,
-                  exclude: set[str]) -> Tutorial | None:
+def pick_tutorial(
+    config: AppConfig, category: str | None, level: str, exclude: set[str]
+) -> Tutorial | None:
     """A tutorial for ``category`` nearest to ``level`` that the person has not had."""
-    candidates = [t for t in config.tutorials if t.id not in exclude
-                  and (category is None or category in t.helps_with)]
+    candidates = [
+        t
+        for t in config.tutorials
+        if t.id not in exclude and (category is None or category in t.helps_with)
+    ]
     if not candidates and category is not None:
         candidates = [t for t in config.tutorials if t.id not in exclude]
     if not candidates:
         return None
     target = LEVELS.index(level)
-    return min(candidates, key=lambda t: (abs(LEVELS.index(t.level) - target),
-                                          config.tutorials.index(t)))
+    return min(
+        candidates, key=lambda t: (abs(LEVELS.index(t.level) - target), config.tutorials.index(t))
+    )
 
 
 async def tutorials_had(s: AsyncSession, person_id: int) -> set[str]:
     """Tutorials already sent to or completed by the person (never recommend them twice)."""
-    sent = await s.scalars(select(Nudge.tutorial_id).where(
-        Nudge.person_id == person_id, Nudge.cohort == "nudged", Nudge.tutorial_id.is_not(None)))
-    done = await s.scalars(select(TipEvent.tutorial_id).where(
-        TipEvent.person_id == person_id, TipEvent.event.in_(("completed", "opened")),
-        TipEvent.tutorial_id.is_not(None)))
+    sent = await s.scalars(
+        select(Nudge.tutorial_id).where(
+            Nudge.person_id == person_id, Nudge.cohort == "nudged", Nudge.tutorial_id.is_not(None)
+        )
+    )
+    done = await s.scalars(
+        select(TipEvent.tutorial_id).where(
+            TipEvent.person_id == person_id,
+            TipEvent.event.in_(("completed", "opened")),
+            TipEvent.tutorial_id.is_not(None),
+        )
+    )
     return {t for t in sent.all() if t} | {t for t in done.all() if t}
 
 

@@ -42,16 +42,20 @@ def freshness_line(rt: Runtime, person: PersonView, as_of: dict[str, datetime | 
     if not known:
         return "No usage data has arrived yet."
     newest = max(known.values())
-    names = " + ".join(SOURCE_NAMES.get(s, s) for s in sorted(known, key=lambda s: -known[s]
-                                                                .timestamp()))
+    names = " + ".join(
+        SOURCE_NAMES.get(s, s) for s in sorted(known, key=lambda s: -known[s].timestamp())
+    )
     when = _local(rt, person, newest)
     now_local = _local(rt, person, rt.now())
-    stamp = when.strftime("%H:%M") if when.date() == now_local.date() else when.strftime(
-        "%b %-d %H:%M")
+    stamp = (
+        when.strftime("%H:%M") if when.date() == now_local.date() else when.strftime("%b %-d %H:%M")
+    )
     line = f"Usage as of {stamp} ({names}) · amounts in USD"
-    stale = [SOURCE_NAMES.get(s, s) for s, at in known.items()
-             if (rt.now() - at).total_seconds() > STALE_AFTER_HOURS * 3600
-             and s != "import"]
+    stale = [
+        SOURCE_NAMES.get(s, s)
+        for s, at in known.items()
+        if (rt.now() - at).total_seconds() > STALE_AFTER_HOURS * 3600 and s != "import"
+    ]
     if stale:
         line += f" · ⚠ {', '.join(stale)} data is more than {STALE_AFTER_HOURS} h old"
     return line
@@ -63,14 +67,17 @@ def forecast_text(bal: Balance) -> str:
         return "Not enough data yet for a forecast (it needs 3 days of usage)."
     pace = fmt_usd(fc.pace_per_day)
     if fc.already_over:
-        return f"You are over your limit for {bal.month.first:%B}. At {pace}/day you end " \
-               f"the month near **{fmt_usd(fc.month_end, cents=False)}**."
+        return (
+            f"You are over your limit for {bal.month.first:%B}. At {pace}/day you end "
+            f"the month near **{fmt_usd(fc.month_end, cents=False)}**."
+        )
     if fc.cap_date:
-        return f"At your 7-day pace ({pace}/day) you reach your limit on " \
-               f"**{fc.cap_date:%b %-d}**."
+        return f"At your 7-day pace ({pace}/day) you reach your limit on **{fc.cap_date:%b %-d}**."
     share = pct(fc.month_end, bal.limit)
-    return f"At your 7-day pace ({pace}/day) you end the month near " \
-           f"**{fmt_usd(fc.month_end, cents=False)}**, {share}% of your limit."
+    return (
+        f"At your 7-day pace ({pace}/day) you end the month near "
+        f"**{fmt_usd(fc.month_end, cents=False)}**, {share}% of your limit."
+    )
 
 
 async def tip_blocks(ctx: Ctx, bal: Balance) -> list[Block]:
@@ -84,13 +91,22 @@ async def tip_blocks(ctx: Ctx, bal: Balance) -> list[Block]:
         had = await tips.tutorials_had(s, bal.person.id)
     tut = tips.pick_tutorial(cfg, category, tips.level_for(bal.agentic_share), had)
     words = tips.CATEGORY_WORDS.get(category or "", category or "routine work")
-    text = (f"**Tip:** {bal.low_value_share}% of your spend this month went to routine work, "
-            f"mostly {words}. Agents can take whole tasks off your plate")
+    text = (
+        f"**Tip:** {bal.low_value_share}% of your spend this month went to routine work, "
+        f"mostly {words}. Agents can take whole tasks off your plate"
+    )
     buttons = []
     if tut:
         text += f" — try “{tut.title}” ({tut.minutes or 20} min)."
-        buttons.append(Button(label="Open tutorial", action="tips.open", value=tut.id,
-                              url=tut.url, style="primary"))
+        buttons.append(
+            Button(
+                label="Open tutorial",
+                action="tips.open",
+                value=tut.id,
+                url=tut.url,
+                style="primary",
+            )
+        )
     else:
         text += "."
     if cfg.sandbox.enabled:
@@ -103,31 +119,46 @@ def balance_blocks(rt: Runtime, bal: Balance) -> list[Block]:
     used = pct(bal.spent, bal.limit)
     blocks: list[Block] = [
         Header(text=f"Your AI budget — {month}"),
-        Progress(label=f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)}", value=bal.spent,
-                 total=bal.limit,
-                 caption=f"{used}% used · {fmt_usd(max(bal.remaining, 0))} left"
-                 if bal.remaining >= 0 else f"{used}% used · {fmt_usd(-bal.remaining)} over"),
-        Facts(items=[
-            Fact(label="Spent this month", value=fmt_usd(bal.spent)),
-            Fact(label="Monthly cap", value=fmt_usd(bal.cap)),
-            Fact(label="Sandbox grants", value=fmt_usd(bal.sandbox) if bal.grants else "none"),
-            Fact(label="Remaining", value=fmt_usd(bal.remaining)),
-        ]),
+        Progress(
+            label=f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)}",
+            value=bal.spent,
+            total=bal.limit,
+            caption=f"{used}% used · {fmt_usd(max(bal.remaining, 0))} left"
+            if bal.remaining >= 0
+            else f"{used}% used · {fmt_usd(-bal.remaining)} over",
+        ),
+        Facts(
+            items=[
+                Fact(label="Spent this month", value=fmt_usd(bal.spent)),
+                Fact(label="Monthly cap", value=fmt_usd(bal.cap)),
+                Fact(label="Sandbox grants", value=fmt_usd(bal.sandbox) if bal.grants else "none"),
+                Fact(label="Remaining", value=fmt_usd(bal.remaining)),
+            ]
+        ),
         Text(text=forecast_text(bal)),
     ]
     for grant in bal.grants:
         ends = _local(rt, bal.person, grant.ends_at)
-        blocks.append(Context(text=f"Sandbox grant #{grant.id}: {fmt_usd(grant.amount)} "
-                                   f"until {ends:%b %-d}"))
+        blocks.append(
+            Context(text=f"Sandbox grant #{grant.id}: {fmt_usd(grant.amount)} until {ends:%b %-d}")
+        )
     if bal.by_category:
-        blocks.append(Facts(title="Where it goes", items=[
-            Fact(label=c.capitalize(), value=f"{fmt_usd(v)} ({pct(v, bal.spent)}%)")
-            for c, v in bal.by_category[:TOP_CATEGORIES]
-        ]))
+        blocks.append(
+            Facts(
+                title="Where it goes",
+                items=[
+                    Fact(label=c.capitalize(), value=f"{fmt_usd(v)} ({pct(v, bal.spent)}%)")
+                    for c, v in bal.by_category[:TOP_CATEGORIES]
+                ],
+            )
+        )
     if bal.by_model:
-        blocks.append(Facts(title="Top models", items=[
-            Fact(label=m, value=fmt_usd(v)) for m, v in bal.by_model[:TOP_MODELS]
-        ]))
+        blocks.append(
+            Facts(
+                title="Top models",
+                items=[Fact(label=m, value=fmt_usd(v)) for m, v in bal.by_model[:TOP_MODELS]],
+            )
+        )
     return blocks
 
 
@@ -138,8 +169,10 @@ async def balance_reply(ctx: Ctx, person: PersonView, *, with_tip: bool = True) 
     if with_tip:
         blocks += await tip_blocks(ctx, bal)
     blocks.append(Context(text=freshness_line(ctx.rt, person, bal.as_of)))
-    summary = f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)} spent in " \
-              f"{bal.month.first:%B}, {fmt_usd(bal.remaining)} left"
+    summary = (
+        f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)} spent in "
+        f"{bal.month.first:%B}, {fmt_usd(bal.remaining)} left"
+    )
     return Reply(text=summary, blocks=blocks)
 
 
@@ -157,18 +190,28 @@ async def show_history(ctx: Ctx, args: list[str]) -> Reply | Form:
     async with ctx.rt.db.reader() as s:
         months = await ledger.history(ctx.rt, s, ctx.person)
     items = [
-        Fact(label=f"{m.month.first:%b %Y}",
-             value=f"{fmt_usd(m.spent)} of {fmt_usd(m.cap, cents=False)} "
-                   f"({pct(m.spent, m.cap)}%) · agentic {m.agentic_share}%")
+        Fact(
+            label=f"{m.month.first:%b %Y}",
+            value=f"{fmt_usd(m.spent)} of {fmt_usd(m.cap, cents=False)} "
+            f"({pct(m.spent, m.cap)}%) · agentic {m.agentic_share}%",
+        )
         for m in months
     ]
     first, last = months[-1], months[0]
     trend = last.agentic_share - first.agentic_share
-    note = (f"Your agentic share went from {first.agentic_share}% to {last.agentic_share}%."
-            if trend else "Your agentic share has not moved over these months.")
-    return Reply(text=f"Your last {len(months)} months",
-                 blocks=[Header(text=f"Your last {len(months)} months"), Facts(items=items),
-                         Context(text=note)])
+    note = (
+        f"Your agentic share went from {first.agentic_share}% to {last.agentic_share}%."
+        if trend
+        else "Your agentic share has not moved over these months."
+    )
+    return Reply(
+        text=f"Your last {len(months)} months",
+        blocks=[
+            Header(text=f"Your last {len(months)} months"),
+            Facts(items=items),
+            Context(text=note),
+        ],
+    )
 
 
 async def refresh(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:

@@ -47,8 +47,6 @@ ACTIONS: dict[str, ActionFn] = {
 MAX_COMMAND_LENGTH = 2000
 
 
-
-
 async def _not_in_directory(ctx: Ctx) -> Reply:
     async with ctx.rt.db.reader() as s:
         names = [a.name for a in await admins(s)]
@@ -68,10 +66,13 @@ def _limited(ctx: Ctx, per_minute: int) -> bool:
 
 
 _SLOW_DOWN = simple("You're sending commands quickly — give it a few seconds and try again.")
-_OOPS = simple("Something went wrong on my side while answering that. It's been logged; "
-               "please try again in a moment.")
-UNAVAILABLE_REPLY = simple("I can't reach my database right now, so I can't answer that. "
-                           "Please try again in a minute.")
+_OOPS = simple(
+    "Something went wrong on my side while answering that. It's been logged; "
+    "please try again in a moment."
+)
+UNAVAILABLE_REPLY = simple(
+    "I can't reach my database right now, so I can't answer that. Please try again in a minute."
+)
 
 
 def normalize(text: str) -> list[str]:
@@ -106,11 +107,13 @@ async def handle_command(ctx: Ctx, text: str) -> Reply | Form:
         return _OOPS
     finally:
         metrics.COMMAND_SECONDS.labels(ctx.actor.platform, label).observe(
-            time.perf_counter() - started)
+            time.perf_counter() - started
+        )
 
 
-async def handle_action(ctx: Ctx, action: str, value: str = "",
-                        form: dict[str, str] | None = None) -> ActionResult:
+async def handle_action(
+    ctx: Ctx, action: str, value: str = "", form: dict[str, str] | None = None
+) -> ActionResult:
     """Answer a click or a form submission. ``action`` may carry a ':n' suffix."""
     started = time.perf_counter()
     base = action.split(":", 1)[0]
@@ -134,4 +137,5 @@ async def handle_action(ctx: Ctx, action: str, value: str = "",
         return ActionResult(reply=_OOPS)
     finally:
         metrics.COMMAND_SECONDS.labels(ctx.actor.platform, f"action:{base}").observe(
-            time.perf_counter() - started)
+            time.perf_counter() - started
+        )

@@ -36,32 +36,42 @@ async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
             members = await _members(s, team.id) if me.is_admin else reports
             for person in members[:25]:
                 bal = await ledger.balance(ctx.rt, s, person)
-                people_lines.append(Fact(
-                    label=person.name,
-                    value=f"{fmt_usd(bal.spent)} ({pct(bal.spent, bal.limit)}% of limit) · "
-                          f"agentic {bal.agentic_share}%"))
+                people_lines.append(
+                    Fact(
+                        label=person.name,
+                        value=f"{fmt_usd(bal.spent)} ({pct(bal.spent, bal.limit)}% of limit) · "
+                        f"agentic {bal.agentic_share}%",
+                    )
+                )
     blocks = [
         Header(text=f"{team.name} — {figures.month.first:%B %Y}"),
-        Facts(items=[
-            Fact(label="Spent this month", value=fmt_usd(figures.spent)),
-            Fact(label="Team budget", value=fmt_usd(figures.budget)),
-            Fact(label="People with usage", value=str(figures.active_people)),
-            Fact(label="Agentic share", value=f"{figures.agentic_share}%"),
-            Fact(label="Routine (summaries, chat)", value=f"{figures.low_value_share}%"),
-        ]),
+        Facts(
+            items=[
+                Fact(label="Spent this month", value=fmt_usd(figures.spent)),
+                Fact(label="Team budget", value=fmt_usd(figures.budget)),
+                Fact(label="People with usage", value=str(figures.active_people)),
+                Fact(label="Agentic share", value=f"{figures.agentic_share}%"),
+                Fact(label="Routine (summaries, chat)", value=f"{figures.low_value_share}%"),
+            ]
+        ),
     ]
     if people_lines:
-        blocks.append(Facts(title="Direct reports" if not me.is_admin else "Members",
-                            items=people_lines))
+        blocks.append(
+            Facts(title="Direct reports" if not me.is_admin else "Members", items=people_lines)
+        )
         blocks.append(Context(text="Individual figures are shown only to managers and admins."))
     else:
-        blocks.append(Text(text="Team figures are aggregates; individual figures go only to "
-                                "each person, their manager and admins."))
+        blocks.append(
+            Text(
+                text="Team figures are aggregates; individual figures go only to "
+                "each person, their manager and admins."
+            )
+        )
     return Reply(text=f"{team.name}: {fmt_usd(figures.spent)} this month", blocks=blocks)
 
 
 async def _members(s: AsyncSession, team_id: int) -> list[PersonView]:
-    rows = await s.scalars(select(Person).where(Person.team_id == team_id, Person.active)
-                           .order_by(Person.name))
+    rows = await s.scalars(
+        select(Person).where(Person.team_id == team_id, Person.active).order_by(Person.name)
+    )
     return [PersonView.of(p) for p in rows.all()]
-

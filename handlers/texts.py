@@ -5,8 +5,11 @@ from __future__ import annotations
 from bot.reply import Context, Header, Reply, Text
 
 SOURCE_NAMES = {
-    "openai": "OpenAI", "anthropic": "Anthropic", "claude_code": "Claude Code",
-    "litellm": "LiteLLM", "import": "imports",
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "claude_code": "Claude Code",
+    "litellm": "LiteLLM",
+    "import": "imports",
 }
 
 COMMANDS = [
@@ -29,6 +32,7 @@ def usage_reply(problem: str | None = None) -> Reply:
     if problem:
         blocks.insert(0, Text(text=problem))
     blocks.append(Text(text=lines))
-    blocks.append(Context(text="In Teams, send the same words to the bot: `tokens`, "
-                               "`tokens sandbox 300 …`."))
+    blocks.append(
+        Context(text="In Teams, send the same words to the bot: `tokens`, `tokens sandbox 300 …`.")
+    )
     return Reply(text=problem or "tokencoach commands", blocks=blocks)

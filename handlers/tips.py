@@ -12,33 +12,58 @@ from handlers.context import Ctx
 from handlers.texts import usage_reply
 
 
-async def _record(ctx: Ctx, event: str, tutorial_id: str | None,
-                  nudge_id: int | None = None) -> None:
+async def _record(
+    ctx: Ctx, event: str, tutorial_id: str | None, nudge_id: int | None = None
+) -> None:
     now = ctx.rt.now()
     async with ctx.rt.db.session() as s:
-        s.add(TipEvent(person_id=ctx.person.id, nudge_id=nudge_id, tutorial_id=tutorial_id,
-                       event=event, at=now))
+        s.add(
+            TipEvent(
+                person_id=ctx.person.id,
+                nudge_id=nudge_id,
+                tutorial_id=tutorial_id,
+                event=event,
+                at=now,
+            )
+        )
         if nudge_id is not None:
-            column = {"opened": Nudge.opened_at, "not_now": Nudge.dismissed_at,
-                      "completed": Nudge.completed_at}.get(event)
+            column = {
+                "opened": Nudge.opened_at,
+                "not_now": Nudge.dismissed_at,
+                "completed": Nudge.completed_at,
+            }.get(event)
             if column is not None:
-                await s.execute(update(Nudge).where(
-                    Nudge.id == nudge_id, Nudge.person_id == ctx.person.id, column.is_(None))
-                    .values({column.key: now}))
+                await s.execute(
+                    update(Nudge)
+                    .where(Nudge.id == nudge_id, Nudge.person_id == ctx.person.id, column.is_(None))
+                    .values({column.key: now})
+                )
 
 
 async def _set_enabled(ctx: Ctx, enabled: bool) -> None:
     async with ctx.rt.db.session() as s:
-        await s.execute(update(Person).where(Person.id == ctx.person.id).values(
-            tips_enabled=enabled, tips_changed_at=ctx.rt.now()))
+        await s.execute(
+            update(Person)
+            .where(Person.id == ctx.person.id)
+            .values(tips_enabled=enabled, tips_changed_at=ctx.rt.now())
+        )
         if not enabled:
             # At once: a tip already queued for working hours is not sent either.
-            await s.execute(update(OutboxMessage).where(
-                OutboxMessage.kind == "nudge", OutboxMessage.target_type == "person",
-                OutboxMessage.target_id == ctx.person.id, OutboxMessage.status == "pending",
-            ).values(status="skipped", last_error="the recipient turned tips off"))
-        s.add(TipEvent(person_id=ctx.person.id, event="opt_in" if enabled else "opt_out",
-                       at=ctx.rt.now()))
+            await s.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.kind == "nudge",
+                    OutboxMessage.target_type == "person",
+                    OutboxMessage.target_id == ctx.person.id,
+                    OutboxMessage.status == "pending",
+                )
+                .values(status="skipped", last_error="the recipient turned tips off")
+            )
+        s.add(
+            TipEvent(
+                person_id=ctx.person.id, event="opt_in" if enabled else "opt_out", at=ctx.rt.now()
+            )
+        )
 
 
 def _split(value: str) -> tuple[str | None, int | None]:
@@ -50,12 +75,16 @@ def _split(value: str) -> tuple[str | None, int | None]:
 async def tips_command(ctx: Ctx, args: list[str]) -> Reply | Form:
     if args and args[0].lower() in ("off", "stop"):
         await _set_enabled(ctx, False)
-        return simple("Personal tips are off. You'll still see your balance and threshold "
-                      "alerts. `/tokens tips on` turns tips back on.")
+        return simple(
+            "Personal tips are off. You'll still see your balance and threshold "
+            "alerts. `/tokens tips on` turns tips back on."
+        )
     if args and args[0].lower() in ("on", "start"):
         await _set_enabled(ctx, True)
-        return simple("Personal tips are on. At most one every "
-                      f"{ctx.rt.config.nudges.cooldown_days} days, only in working hours.")
+        return simple(
+            "Personal tips are on. At most one every "
+            f"{ctx.rt.config.nudges.cooldown_days} days, only in working hours."
+        )
     if args:
         return usage_reply("`/tokens tips` takes `on`, `off`, or nothing.")
     return await recommendations(ctx)
@@ -68,7 +97,8 @@ async def recommendations(ctx: Ctx) -> Reply:
         had = await tips.tutorials_had(s, ctx.person.id)
         enabled = await s.scalar(select(Person.tips_enabled).where(Person.id == ctx.person.id))
     category = tips.dominant(bal.by_category, cfg.categories.low_value) or tips.dominant(
-        bal.by_category, cfg.categories.names)
+        bal.by_category, cfg.categories.names
+    )
     level = tips.level_for(bal.agentic_share)
     picks = []
     exclude = set(had)
@@ -81,21 +111,40 @@ async def recommendations(ctx: Ctx) -> Reply:
     blocks = [Header(text="Tutorials for you")]
     if bal.spent:
         words = tips.CATEGORY_WORDS.get(category or "", "your work")
-        blocks.append(Text(text=f"This month {bal.low_value_share}% of your spend went to "
-                                f"routine work and {bal.agentic_share}% to agentic work; "
-                                f"most of it was {words}."))
+        blocks.append(
+            Text(
+                text=f"This month {bal.low_value_share}% of your spend went to "
+                f"routine work and {bal.agentic_share}% to agentic work; "
+                f"most of it was {words}."
+            )
+        )
     if not picks:
         blocks.append(Text(text="You've seen every tutorial in the catalog — nice work."))
     for tut in picks:
-        blocks.append(Text(text=f"**{tut.title}** ({tut.level}, {tut.minutes or 20} min)\n"
-                                f"{tut.summary}"))
-        blocks.append(Actions(buttons=[
-            Button(label="Open tutorial", action="tips.open", value=tut.id, url=tut.url,
-                   style="primary"),
-            Button(label="I finished it", action="tips.done", value=tut.id),
-        ]))
-    blocks.append(Context(text="Personal tips are " + ("on" if enabled else "off") +
-                          " · `/tokens tips off` stops them, `/tokens tips on` resumes."))
+        blocks.append(
+            Text(text=f"**{tut.title}** ({tut.level}, {tut.minutes or 20} min)\n{tut.summary}")
+        )
+        blocks.append(
+            Actions(
+                buttons=[
+                    Button(
+                        label="Open tutorial",
+                        action="tips.open",
+                        value=tut.id,
+                        url=tut.url,
+                        style="primary",
+                    ),
+                    Button(label="I finished it", action="tips.done", value=tut.id),
+                ]
+            )
+        )
+    blocks.append(
+        Context(
+            text="Personal tips are "
+            + ("on" if enabled else "off")
+            + " · `/tokens tips off` stops them, `/tokens tips on` resumes."
+        )
+    )
     return Reply(text="Tutorials for you", blocks=blocks)
 
 
@@ -108,14 +157,22 @@ async def opened(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
 async def not_now(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
     tutorial_id, nudge_id = _split(value)
     await _record(ctx, "not_now", tutorial_id, nudge_id)
-    return ActionResult(update=simple("No problem — I'll check back in a few weeks. "
-                                      "`/tokens tips` shows tutorials whenever you want them."))
+    return ActionResult(
+        update=simple(
+            "No problem — I'll check back in a few weeks. "
+            "`/tokens tips` shows tutorials whenever you want them."
+        )
+    )
 
 
 async def stop(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
     await _set_enabled(ctx, False)
-    return ActionResult(update=simple("Personal tips are off. `/tokens tips on` turns them "
-                                      "back on. Threshold alerts still reach you."))
+    return ActionResult(
+        update=simple(
+            "Personal tips are off. `/tokens tips on` turns them "
+            "back on. Threshold alerts still reach you."
+        )
+    )
 
 
 async def done(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
@@ -123,8 +180,9 @@ async def done(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
     await _record(ctx, "completed", tutorial_id, nudge_id)
     tut = tips.tutorial(ctx.rt.config, tutorial_id or "")
     title = f"“{tut.title}”" if tut else "that tutorial"
-    return ActionResult(reply=simple(f"Marked {title} as finished. Thanks — it helps us see "
-                                     "which tutorials work."))
+    return ActionResult(
+        reply=simple(f"Marked {title} as finished. Thanks — it helps us see which tutorials work.")
+    )
 
 
 ACTIONS = {"tips.open": opened, "tips.not_now": not_now, "tips.stop": stop, "tips.done": done}

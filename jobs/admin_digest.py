@@ -30,18 +30,23 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     week_start, last = today - timedelta(days=7), today - timedelta(days=1)
     month = month_of(local_day(now, rt.tz))
     async with rt.db.reader() as s:
+
         def spend_between(a, b):  # type: ignore[no-untyped-def]
             return select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
-                UsageDaily.day >= a, UsageDaily.day <= b)
+                UsageDaily.day >= a, UsageDaily.day <= b
+            )
 
         week = int(await s.scalar(spend_between(week_start, last)) or 0)
         mtd = int(await s.scalar(spend_between(month.first, month.last)) or 0)
-        unattributed = int(await s.scalar(spend_between(month.first, month.last).where(
-            UsageDaily.person_id == 0)) or 0)
+        unattributed = int(
+            await s.scalar(spend_between(month.first, month.last).where(UsageDaily.person_id == 0))
+            or 0
+        )
         rows = await s.execute(
             select(UsageDaily.team_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
             .where(UsageDaily.day >= week_start, UsageDaily.day <= last, UsageDaily.team_id != 0)
-            .group_by(UsageDaily.team_id, UsageDaily.category))
+            .group_by(UsageDaily.team_id, UsageDaily.category)
+        )
         per_team: dict[int, list[int]] = {}
         for tid, category, cost in rows:
             acc = per_team.setdefault(tid, [0, 0])
@@ -50,46 +55,83 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
                 acc[1] += int(cost or 0)
         names = dict((await s.execute(select(Team.id, Team.name))).all())
         sources = await freshness(s)
-        failed = int(await s.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status == "failed", OutboxMessage.created_at >= now - timedelta(
-                days=7))) or 0)
+        failed = int(
+            await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "failed",
+                    OutboxMessage.created_at >= now - timedelta(days=7),
+                )
+            )
+            or 0
+        )
         effect = await holdout_effect(s, cfg, now, rt.tz)
         recipients = await admins(s)
-    top = sorted(((pct(a, t), names.get(tid, "?"), t) for tid, (t, a) in per_team.items()
-                  if t > 0), reverse=True)[:5]
+    top = sorted(
+        ((pct(a, t), names.get(tid, "?"), t) for tid, (t, a) in per_team.items() if t > 0),
+        reverse=True,
+    )[:5]
     blocks: list[Block] = [
         Header(text=f"{cfg.org.name} — weekly admin digest"),
         Context(text=f"Week of {week_start:%b %-d}–{last:%b %-d}"),
-        Facts(items=[
-            Fact(label="Spend this week", value=fmt_usd(week)),
-            Fact(label="Month to date", value=fmt_usd(mtd)),
-            Fact(label="Unattributed this month", value=fmt_usd(unattributed)),
-            Fact(label="Undelivered messages (7 days)", value=str(failed)),
-        ]),
+        Facts(
+            items=[
+                Fact(label="Spend this week", value=fmt_usd(week)),
+                Fact(label="Month to date", value=fmt_usd(mtd)),
+                Fact(label="Unattributed this month", value=fmt_usd(unattributed)),
+                Fact(label="Undelivered messages (7 days)", value=str(failed)),
+            ]
+        ),
     ]
     if top:
-        blocks.append(Facts(title="Top teams by agentic share", items=[
-            Fact(label=name, value=f"{share}% of {fmt_usd(total)}") for share, name, total in top]))
-    fresh = [f"{SOURCE_NAMES.get(src, src)}: "
-             f"{(now - at).total_seconds() / 3600:.0f} h old" for src, at in sources.items() if at]
+        blocks.append(
+            Facts(
+                title="Top teams by agentic share",
+                items=[
+                    Fact(label=name, value=f"{share}% of {fmt_usd(total)}")
+                    for share, name, total in top
+                ],
+            )
+        )
+    fresh = [
+        f"{SOURCE_NAMES.get(src, src)}: {(now - at).total_seconds() / 3600:.0f} h old"
+        for src, at in sources.items()
+        if at
+    ]
     if fresh:
         blocks.append(Context(text="Data freshness — " + " · ".join(fresh)))
-    blocks.append(Text(text=effect.sentence() if effect else
-                       "Nudge effect: not measurable yet (needs tips at least "
-                       f"{cfg.nudges.window_days} days old)."))
+    blocks.append(
+        Text(
+            text=effect.sentence()
+            if effect
+            else "Nudge effect: not measurable yet (needs tips at least "
+            f"{cfg.nudges.window_days} days old)."
+        )
+    )
     reply = Reply(text=f"Weekly admin digest: {fmt_usd(week)} this week", blocks=blocks)
     async with rt.db.session() as s:
         for admin in recipients:
-            await enqueue(s, rt, kind="admin_digest", target_type="person", target_id=admin.id,
-                          reply=reply, key=f"admin-digest:{occ.period}:{admin.id}")
+            await enqueue(
+                s,
+                rt,
+                kind="admin_digest",
+                target_type="person",
+                target_id=admin.id,
+                reply=reply,
+                key=f"admin-digest:{occ.period}:{admin.id}",
+            )
     return {"admins": len(recipients), "week_usd": fmt_usd(week)}
 
 
-register(JobSpec(
-    name="admin-digest",
-    description="Weekly admin digest: org totals, top teams, unattributed, freshness, effect",
-    func=run,
-    due=cron_due(lambda rt: rt.config.schedules.digest,
-                 lookback=timedelta(days=7), prefix="week-of-"),
-    lease=timedelta(minutes=10),
-))
+register(
+    JobSpec(
+        name="admin-digest",
+        description="Weekly admin digest: org totals, top teams, unattributed, freshness, effect",
+        func=run,
+        due=cron_due(
+            lambda rt: rt.config.schedules.digest, lookback=timedelta(days=7), prefix="week-of-"
+        ),
+        lease=timedelta(minutes=10),
+    )
+)

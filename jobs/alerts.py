@@ -40,9 +40,11 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     async with rt.db.reader() as s:
         rows = await s.execute(
             select(UsageDaily.person_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
-            .where(UsageDaily.person_id != 0, UsageDaily.day >= month.first,
-                   UsageDaily.day <= today)
-            .group_by(UsageDaily.person_id, UsageDaily.category))
+            .where(
+                UsageDaily.person_id != 0, UsageDaily.day >= month.first, UsageDaily.day <= today
+            )
+            .group_by(UsageDaily.person_id, UsageDaily.category)
+        )
         for pid, category, cost in rows:
             cost = int(cost or 0)
             spent[pid] += cost
@@ -52,23 +54,51 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         # The pace window excludes today (a partial day), as the balance card does.
         rows = await s.execute(
             select(UsageDaily.person_id, func.sum(UsageDaily.cost_micros))
-            .where(UsageDaily.person_id != 0, UsageDaily.day >= window_start,
-                   UsageDaily.day < today).group_by(UsageDaily.person_id))
+            .where(
+                UsageDaily.person_id != 0, UsageDaily.day >= window_start, UsageDaily.day < today
+            )
+            .group_by(UsageDaily.person_id)
+        )
         window.update({pid: int(c or 0) for pid, c in rows})
-        first_days = dict((await s.execute(
-            select(UsageDaily.person_id, func.min(UsageDaily.day))
-            .where(UsageDaily.person_id != 0, UsageDaily.day >= today - timedelta(days=60))
-            .group_by(UsageDaily.person_id))).all())
-        people = {p.id: p for p in (await s.scalars(select(Person).where(
-            Person.active, Person.id.in_(list(spent))))).all()}
+        first_days = dict(
+            (
+                await s.execute(
+                    select(UsageDaily.person_id, func.min(UsageDaily.day))
+                    .where(UsageDaily.person_id != 0, UsageDaily.day >= today - timedelta(days=60))
+                    .group_by(UsageDaily.person_id)
+                )
+            ).all()
+        )
+        people = {
+            p.id: p
+            for p in (
+                await s.scalars(select(Person).where(Person.active, Person.id.in_(list(spent))))
+            ).all()
+        }
         team_caps = dict((await s.execute(select(Team.id, Team.cap_micros))).all())
-        grants = dict((await s.execute(
-            select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
-            .where(SandboxGrant.status == "active", SandboxGrant.ends_at > now,
-                   SandboxGrant.starts_at <= now).group_by(SandboxGrant.person_id))).all())
-        sent = {(r.person_id, r.basis, r.threshold) for r in (await s.execute(
-            select(ThresholdAlert.person_id, ThresholdAlert.basis, ThresholdAlert.threshold)
-            .where(ThresholdAlert.period == month.key))).all()}
+        grants = dict(
+            (
+                await s.execute(
+                    select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
+                    .where(
+                        SandboxGrant.status == "active",
+                        SandboxGrant.ends_at > now,
+                        SandboxGrant.starts_at <= now,
+                    )
+                    .group_by(SandboxGrant.person_id)
+                )
+            ).all()
+        )
+        sent = {
+            (r.person_id, r.basis, r.threshold)
+            for r in (
+                await s.execute(
+                    select(
+                        ThresholdAlert.person_id, ThresholdAlert.basis, ThresholdAlert.threshold
+                    ).where(ThresholdAlert.period == month.key)
+                )
+            ).all()
+        }
     default_cap = to_micros(cfg.policy.default_cap_usd)
     counts = {"actual": 0, "forecast": 0}
     for pid, total in spent.items():
@@ -76,8 +106,11 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         if person is None:
             continue
         team_cap = team_caps.get(person.team_id) if person.team_id else None
-        cap = person.cap_micros if person.cap_micros is not None else (
-            team_cap if team_cap is not None else default_cap)
+        cap = (
+            person.cap_micros
+            if person.cap_micros is not None
+            else (team_cap if team_cap is not None else default_cap)
+        )
         limit = cap + int(grants.get(pid) or 0)
         if limit <= 0:
             continue
@@ -87,52 +120,104 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         if new:
             basis, threshold = "actual", max(new)
         elif a.forecast and total < limit and (pid, "forecast", 100) not in sent:
-            fc = forecast(spent=total, limit=limit, window_spend=window.get(pid, 0),
-                          first_day=first_days.get(pid), today=today, now=now, month=month,
-                          tz=rt.tz)
+            fc = forecast(
+                spent=total,
+                limit=limit,
+                window_spend=window.get(pid, 0),
+                first_day=first_days.get(pid),
+                today=today,
+                now=now,
+                month=month,
+                tz=rt.tz,
+            )
             if fc is not None and fc.month_end >= limit:
                 basis, threshold, cap_day = "forecast", 100, fc.cap_date
         if basis is None:
             continue
         rows_to_mark = [(basis, t) for t in (new if basis == "actual" else [100])]
-        if await _alert(rt, person, month.key, rows_to_mark, basis=basis, threshold=threshold,
-                        spent=total, limit=limit, month_name=f"{month.first:%B}",
-                        cap_day=cap_day, low=pct(low.get(pid, 0), total),
-                        by_cat=by_cat.get(pid, {})):
+        if await _alert(
+            rt,
+            person,
+            month.key,
+            rows_to_mark,
+            basis=basis,
+            threshold=threshold,
+            spent=total,
+            limit=limit,
+            month_name=f"{month.first:%B}",
+            cap_day=cap_day,
+            low=pct(low.get(pid, 0), total),
+            by_cat=by_cat.get(pid, {}),
+        ):
             counts[basis] += 1
     return counts
 
 
-async def _alert(rt: Runtime, person: Person, period: str, marks: list[tuple[str, int]], *,
-                 basis: str, threshold: int, spent: int, limit: int, month_name: str,
-                 cap_day: Any, low: int, by_cat: dict[str, int]) -> bool:
+async def _alert(
+    rt: Runtime,
+    person: Person,
+    period: str,
+    marks: list[tuple[str, int]],
+    *,
+    basis: str,
+    threshold: int,
+    spent: int,
+    limit: int,
+    month_name: str,
+    cap_day: Any,
+    low: int,
+    by_cat: dict[str, int],
+) -> bool:
     cfg = rt.config
     insert = sqlite_insert if rt.db.is_sqlite else pg_insert
     async with rt.db.session() as s:
         won = 0
         for b, t in marks:
-            won += (await s.execute(insert(ThresholdAlert).values(
-                person_id=person.id, period=period, basis=b, threshold=t, sent_at=rt.now())
-                .on_conflict_do_nothing())).rowcount
+            won += (
+                await s.execute(
+                    insert(ThresholdAlert)
+                    .values(
+                        person_id=person.id, period=period, basis=b, threshold=t, sent_at=rt.now()
+                    )
+                    .on_conflict_do_nothing()
+                )
+            ).rowcount
         if won == 0:
             return False  # another replica got there first
         category = dominant(list(by_cat.items()), cfg.categories.low_value)
         tutorial = pick_tutorial(cfg, category, level_for(0), set()) if category else None
-        reply = messages.alert(basis=basis, threshold=threshold, spent=spent, limit=limit,
-                               month=month_name, cap_day=cap_day, low_share=low,
-                               low_words=CATEGORY_WORDS.get(category or "") if category else None,
-                               tutorial=tutorial, sandbox=cfg.sandbox.enabled)
+        reply = messages.alert(
+            basis=basis,
+            threshold=threshold,
+            spent=spent,
+            limit=limit,
+            month=month_name,
+            cap_day=cap_day,
+            low_share=low,
+            low_words=CATEGORY_WORDS.get(category or "") if category else None,
+            tutorial=tutorial,
+            sandbox=cfg.sandbox.enabled,
+        )
         when = next_working_moment(rt.now(), person.timezone or rt.tz, cfg.nudges)
-        await enqueue(s, rt, kind="threshold_alert", target_type="person",
-                      target_id=person.id, reply=reply, deliver_after=when,
-                      key=f"alert:{person.id}:{period}:{basis}:{threshold}")
+        await enqueue(
+            s,
+            rt,
+            kind="threshold_alert",
+            target_type="person",
+            target_id=person.id,
+            reply=reply,
+            deliver_after=when,
+            key=f"alert:{person.id}:{period}:{basis}:{threshold}",
+        )
     return True
 
 
-register(JobSpec(
-    name="alerts",
-    description="Threshold alerts at 50/80/100% of the monthly limit, and 100% on forecast",
-    func=run,
-    due=cron_due(lambda rt: rt.config.schedules.threshold_alerts, lookback=timedelta(hours=2)),
-    lease=timedelta(minutes=10),
-))
+register(
+    JobSpec(
+        name="alerts",
+        description="Threshold alerts at 50/80/100% of the monthly limit, and 100% on forecast",
+        func=run,
+        due=cron_due(lambda rt: rt.config.schedules.threshold_alerts, lookback=timedelta(hours=2)),
+        lease=timedelta(minutes=10),
+    )
+)

@@ -31,11 +31,18 @@ from bot.timeutil import as_utc
 async def _remind(rt: Runtime, req: SandboxRequest) -> bool:
     now = rt.now()
     async with rt.db.session() as s:
-        won = await s.execute(update(SandboxRequest).where(
-            SandboxRequest.id == req.id, SandboxRequest.status == "pending",
-            SandboxRequest.stage == req.stage, SandboxRequest.reminded_at.is_(None),
-            SandboxRequest.current_approver_id == req.current_approver_id,
-        ).values(reminded_at=now).execution_options(synchronize_session=False))
+        won = await s.execute(
+            update(SandboxRequest)
+            .where(
+                SandboxRequest.id == req.id,
+                SandboxRequest.status == "pending",
+                SandboxRequest.stage == req.stage,
+                SandboxRequest.reminded_at.is_(None),
+                SandboxRequest.current_approver_id == req.current_approver_id,
+            )
+            .values(reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
         if won.rowcount != 1:
             return False
         requester = await person_by_id(s, req.person_id)
@@ -43,41 +50,76 @@ async def _remind(rt: Runtime, req: SandboxRequest) -> bool:
         if requester is None or approver is None:
             return False
         waited = int((now - as_utc(req.stage_started_at)).total_seconds() // 3600)
-        reply = Reply(text=f"Reminder: {requester.name}'s sandbox request is waiting for you",
-                      blocks=[
-                          Header(text="A sandbox request is waiting for you"),
-                          Text(text=f"**{requester.name}** asked for "
-                                    f"**{fmt_usd(req.amount_micros)}** {waited} hours ago: "
-                                    f"“{req.purpose[:200]}”"),
-                          Actions(buttons=[
-                              Button(label="Approve", action="sandbox.approve",
-                                     value=f"{req.id}:{req.stage}", style="primary"),
-                              Button(label="Deny", action="sandbox.deny",
-                                     value=f"{req.id}:{req.stage}", style="danger"),
-                          ]),
-                      ])
-        await enqueue(s, rt, kind="approval_reminder", target_type="person",
-                      target_id=approver.id, reply=reply,
-                      key=f"sandbox:{req.id}:remind:{req.stage}:{approver.id}")
-        await audit.record(s, at=now, action="sandbox.reminded", actor="scheduler",
-                           subject=f"sandbox_request:{req.id}", detail={"approver": approver.id})
+        reply = Reply(
+            text=f"Reminder: {requester.name}'s sandbox request is waiting for you",
+            blocks=[
+                Header(text="A sandbox request is waiting for you"),
+                Text(
+                    text=f"**{requester.name}** asked for "
+                    f"**{fmt_usd(req.amount_micros)}** {waited} hours ago: "
+                    f"“{req.purpose[:200]}”"
+                ),
+                Actions(
+                    buttons=[
+                        Button(
+                            label="Approve",
+                            action="sandbox.approve",
+                            value=f"{req.id}:{req.stage}",
+                            style="primary",
+                        ),
+                        Button(
+                            label="Deny",
+                            action="sandbox.deny",
+                            value=f"{req.id}:{req.stage}",
+                            style="danger",
+                        ),
+                    ]
+                ),
+            ],
+        )
+        await enqueue(
+            s,
+            rt,
+            kind="approval_reminder",
+            target_type="person",
+            target_id=approver.id,
+            reply=reply,
+            key=f"sandbox:{req.id}:remind:{req.stage}:{approver.id}",
+        )
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.reminded",
+            actor="scheduler",
+            subject=f"sandbox_request:{req.id}",
+            detail={"approver": approver.id},
+        )
     return True
 
 
 async def _escalate(rt: Runtime, req: SandboxRequest) -> bool:
     now = rt.now()
     async with rt.db.session() as s:
-        target = await escalation_target(s, req.current_approver_id or 0, req.person_id,
-                                         rt.config.sandbox, list(req.stages))
+        target = await escalation_target(
+            s, req.current_approver_id or 0, req.person_id, rt.config.sandbox, list(req.stages)
+        )
         if target is None:
             return False  # nobody above: it waits for the approver, then expires
         old = req.current_approver_id
-        won = await s.execute(update(SandboxRequest).where(
-            SandboxRequest.id == req.id, SandboxRequest.status == "pending",
-            SandboxRequest.stage == req.stage, SandboxRequest.escalated_at.is_(None),
-            SandboxRequest.current_approver_id == old,
-        ).values(current_approver_id=target, escalated_at=now, stage_started_at=now,
-                 reminded_at=None).execution_options(synchronize_session=False))
+        won = await s.execute(
+            update(SandboxRequest)
+            .where(
+                SandboxRequest.id == req.id,
+                SandboxRequest.status == "pending",
+                SandboxRequest.stage == req.stage,
+                SandboxRequest.escalated_at.is_(None),
+                SandboxRequest.current_approver_id == old,
+            )
+            .values(
+                current_approver_id=target, escalated_at=now, stage_started_at=now, reminded_at=None
+            )
+            .execution_options(synchronize_session=False)
+        )
         if won.rowcount != 1:
             return False
         fresh = await s.get(SandboxRequest, req.id)
@@ -87,27 +129,41 @@ async def _escalate(rt: Runtime, req: SandboxRequest) -> bool:
         new = await person_by_id(s, target)
         previous = await person_by_id(s, old or 0)
         assert requester is not None and new is not None
-        await update_cards(s, rt, fresh, requester, status="escalated", who=new.name,
-                            only=old)
+        await update_cards(s, rt, fresh, requester, status="escalated", who=new.name, only=old)
         hours = int(rt.config.sandbox.escalate_after.total_seconds() // 3600)
         who = previous.name if previous else "the approver"
         note = f"Escalated to you: {who} didn't decide within {hours} h."
         await send_card(s, rt, fresh, requester, new, note)
-        await enqueue_update(s, rt, original_key=confirm_key(req.id),
-                             key=f"{confirm_key(req.id)}:escalated:{target}",
-                             reply=cards.confirmation(fresh, new))
-        await audit.record(s, at=now, action="sandbox.escalated", actor="scheduler",
-                           subject=f"sandbox_request:{req.id}",
-                           detail={"from": old, "to": target})
+        await enqueue_update(
+            s,
+            rt,
+            original_key=confirm_key(req.id),
+            key=f"{confirm_key(req.id)}:escalated:{target}",
+            reply=cards.confirmation(fresh, new),
+        )
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.escalated",
+            actor="scheduler",
+            subject=f"sandbox_request:{req.id}",
+            detail={"from": old, "to": target},
+        )
     return True
 
 
 async def _expire(rt: Runtime, req: SandboxRequest) -> bool:
     now = rt.now()
     async with rt.db.session() as s:
-        won = await s.execute(update(SandboxRequest).where(
-            SandboxRequest.id == req.id, SandboxRequest.status == "pending",
-        ).values(status="expired", decided_at=now).execution_options(synchronize_session=False))
+        won = await s.execute(
+            update(SandboxRequest)
+            .where(
+                SandboxRequest.id == req.id,
+                SandboxRequest.status == "pending",
+            )
+            .values(status="expired", decided_at=now)
+            .execution_options(synchronize_session=False)
+        )
         if won.rowcount != 1:
             return False
         fresh = await s.get(SandboxRequest, req.id)
@@ -118,47 +174,91 @@ async def _expire(rt: Runtime, req: SandboxRequest) -> bool:
         await update_cards(s, rt, fresh, requester, status="expired", who="")
         days = rt.config.sandbox.expire_after.days
         line = f"⏱ **Expired** after {days} days without a decision. You can ask again."
-        await enqueue_update(s, rt, original_key=confirm_key(req.id),
-                             key=f"{confirm_key(req.id)}:expired",
-                             reply=cards.confirmation(fresh, None, status_line=line))
-        await enqueue(s, rt, kind="approval_result", target_type="person",
-                      target_id=req.person_id, key=f"sandbox:{req.id}:expired",
-                      reply=Reply(text=f"Your sandbox request #{req.id} expired", blocks=[
-                          Header(text=f"Sandbox request #{req.id} expired"),
-                          Text(text=f"Nobody decided within {days} days, so it lapsed. "
-                                    "`/tokens sandbox` to ask again — maybe mention it to "
-                                    "your manager first.")]))
-        await audit.record(s, at=now, action="sandbox.expired", actor="scheduler",
-                           subject=f"sandbox_request:{req.id}")
+        await enqueue_update(
+            s,
+            rt,
+            original_key=confirm_key(req.id),
+            key=f"{confirm_key(req.id)}:expired",
+            reply=cards.confirmation(fresh, None, status_line=line),
+        )
+        await enqueue(
+            s,
+            rt,
+            kind="approval_result",
+            target_type="person",
+            target_id=req.person_id,
+            key=f"sandbox:{req.id}:expired",
+            reply=Reply(
+                text=f"Your sandbox request #{req.id} expired",
+                blocks=[
+                    Header(text=f"Sandbox request #{req.id} expired"),
+                    Text(
+                        text=f"Nobody decided within {days} days, so it lapsed. "
+                        "`/tokens sandbox` to ask again — maybe mention it to "
+                        "your manager first."
+                    ),
+                ],
+            ),
+        )
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.expired",
+            actor="scheduler",
+            subject=f"sandbox_request:{req.id}",
+        )
     return True
 
 
 async def _ask_outcome(rt: Runtime, grant: SandboxGrant) -> bool:
     now = rt.now()
     async with rt.db.session() as s:
-        won = await s.execute(update(SandboxGrant).where(
-            SandboxGrant.id == grant.id, SandboxGrant.outcome_asked_at.is_(None),
-        ).values(outcome_asked_at=now).execution_options(synchronize_session=False))
+        won = await s.execute(
+            update(SandboxGrant)
+            .where(
+                SandboxGrant.id == grant.id,
+                SandboxGrant.outcome_asked_at.is_(None),
+            )
+            .values(outcome_asked_at=now)
+            .execution_options(synchronize_session=False)
+        )
         if won.rowcount != 1:
             return False
         person = await person_by_id(s, grant.person_id)
         ends = cards.stamp(grant.ends_at, person.timezone if person else None, rt.tz)
-        await enqueue(s, rt, kind="outcome_prompt", target_type="person",
-                      target_id=grant.person_id, key=f"grant:{grant.id}:outcome",
-                      reply=cards.outcome_prompt(grant.id, grant.amount_micros, ends))
+        await enqueue(
+            s,
+            rt,
+            kind="outcome_prompt",
+            target_type="person",
+            target_id=grant.person_id,
+            key=f"grant:{grant.id}:outcome",
+            reply=cards.outcome_prompt(grant.id, grant.amount_micros, ends),
+        )
     return True
 
 
 async def _end(rt: Runtime, grant: SandboxGrant) -> bool:
     now = rt.now()
     async with rt.db.session() as s:
-        won = await s.execute(update(SandboxGrant).where(
-            SandboxGrant.id == grant.id, SandboxGrant.status == "active",
-        ).values(status="ended").execution_options(synchronize_session=False))
+        won = await s.execute(
+            update(SandboxGrant)
+            .where(
+                SandboxGrant.id == grant.id,
+                SandboxGrant.status == "active",
+            )
+            .values(status="ended")
+            .execution_options(synchronize_session=False)
+        )
         if won.rowcount != 1:
             return False
-        await audit.record(s, at=now, action="sandbox.grant_ended", actor="scheduler",
-                           subject=f"sandbox_grant:{grant.id}")
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.grant_ended",
+            actor="scheduler",
+            subject=f"sandbox_grant:{grant.id}",
+        )
     return True
 
 
@@ -167,13 +267,25 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     now = rt.now()
     counts = {"reminded": 0, "escalated": 0, "expired": 0, "outcome_asked": 0, "ended": 0}
     async with rt.db.reader() as s:
-        pending = (await s.scalars(select(SandboxRequest).where(
-            SandboxRequest.status == "pending"))).all()
-        asking = (await s.scalars(select(SandboxGrant).where(
-            SandboxGrant.status == "active", SandboxGrant.outcome_asked_at.is_(None),
-            SandboxGrant.ends_at <= now + cfg.outcome_prompt_before))).all()
-        ending = (await s.scalars(select(SandboxGrant).where(
-            SandboxGrant.status == "active", SandboxGrant.ends_at <= now))).all()
+        pending = (
+            await s.scalars(select(SandboxRequest).where(SandboxRequest.status == "pending"))
+        ).all()
+        asking = (
+            await s.scalars(
+                select(SandboxGrant).where(
+                    SandboxGrant.status == "active",
+                    SandboxGrant.outcome_asked_at.is_(None),
+                    SandboxGrant.ends_at <= now + cfg.outcome_prompt_before,
+                )
+            )
+        ).all()
+        ending = (
+            await s.scalars(
+                select(SandboxGrant).where(
+                    SandboxGrant.status == "active", SandboxGrant.ends_at <= now
+                )
+            )
+        ).all()
     for req in pending:
         # Use the policy snapshotted on the request: later config edits don't move timers.
         snap = req.policy or {}
@@ -203,11 +315,12 @@ def _td(value: Any, default: timedelta) -> timedelta:
         return default
 
 
-register(JobSpec(
-    name="approvals",
-    description="Sandbox approvals: reminders, escalation, expiry, outcome prompts, grant ends",
-    func=run,
-    due=cron_due(lambda rt: rt.config.schedules.approvals, lookback=timedelta(hours=2)),
-    lease=timedelta(minutes=10),
-))
-
+register(
+    JobSpec(
+        name="approvals",
+        description="Sandbox approvals: reminders, escalation, expiry, outcome prompts, grant ends",
+        func=run,
+        due=cron_due(lambda rt: rt.config.schedules.approvals, lookback=timedelta(hours=2)),
+        lease=timedelta(minutes=10),
+    )
+)

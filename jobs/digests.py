@@ -41,8 +41,11 @@ async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
     if not cfg.digests.enabled:
         return []
     async with rt.db.reader() as s:
-        teams = (await s.execute(select(Team.id, Team.key, Team.digest_cron, Team.timezone)
-                                 .where(Team.active))).all()
+        teams = (
+            await s.execute(
+                select(Team.id, Team.key, Team.digest_cron, Team.timezone).where(Team.active)
+            )
+        ).all()
     lookback = timedelta(days=cfg.digests.catch_up_days + 1)
     fires: dict[tuple[str, str], datetime | None] = {}  # most teams share a schedule
     out = []
@@ -59,8 +62,9 @@ async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
     return out
 
 
-async def build(rt: Runtime, s: AsyncSession, team_id: int, due_at: datetime,
-                *, late: bool = False) -> tuple[Reply, dict[int, Reply], dict[str, Any], str]:
+async def build(
+    rt: Runtime, s: AsyncSession, team_id: int, due_at: datetime, *, late: bool = False
+) -> tuple[Reply, dict[int, Reply], dict[str, Any], str]:
     """The channel digest, each manager's version, the chart spec and the week key."""
     cfg = rt.config
     team = await s.get(Team, team_id)
@@ -68,31 +72,52 @@ async def build(rt: Runtime, s: AsyncSession, team_id: int, due_at: datetime,
     zone = team.timezone or rt.tz
     digest_day = due_at.astimezone(ZoneInfo(zone)).date()
     week = iso_week_key(digest_day)
-    digests = await stats.compute(rt, s, [team_id], digest_day=digest_day, now=rt.now(),
-                                  with_members=cfg.digests.manager_digests)
+    digests = await stats.compute(
+        rt,
+        s,
+        [team_id],
+        digest_day=digest_day,
+        now=rt.now(),
+        with_members=cfg.digests.manager_digests,
+    )
     d = digests[team_id]
     small_min = cfg.digests.small_team_min
-    chart_spec = chart.spec(f"{team.name}: weekly spend by category", d.weeks,
-                            compose.folded_series(d, small_min))
+    chart_spec = chart.spec(
+        f"{team.name}: weekly spend by category", d.weeks, compose.folded_series(d, small_min)
+    )
     chart_key = chart_id_for(team.key, week)
     note = "posted late: the bot was offline when it was due" if late else None
     period = month_at(rt.now(), rt.tz).key
     pool = await pool_used(s, period)
     pool_total = to_micros(cfg.sandbox.pool_usd)
-    channel = compose.team_digest(d, small_team_min=small_min, chart_id=chart_key,
-                                  late_note=note, pool_used=pool, pool_total=pool_total)
+    channel = compose.team_digest(
+        d,
+        small_team_min=small_min,
+        chart_id=chart_key,
+        late_note=note,
+        pool_used=pool,
+        pool_total=pool_total,
+    )
     managers: dict[int, Reply] = {}
     if cfg.digests.manager_digests and d.members:
         reports: dict[int, list[int]] = defaultdict(list)
-        rows = await s.execute(select(Person.id, Person.manager_id).where(
-            Person.team_id == team_id, Person.active, Person.manager_id.is_not(None)))
+        rows = await s.execute(
+            select(Person.id, Person.manager_id).where(
+                Person.team_id == team_id, Person.active, Person.manager_id.is_not(None)
+            )
+        )
         for pid, manager_id in rows:
             reports[manager_id].append(pid)
         for manager_id, ids in reports.items():
             managers[manager_id] = compose.team_digest(
-                d, small_team_min=small_min, chart_id=chart_key, late_note=note,
-                members=[m for m in d.members if m.person_id in ids], pool_used=pool,
-                pool_total=pool_total)
+                d,
+                small_team_min=small_min,
+                chart_id=chart_key,
+                late_note=note,
+                members=[m for m in d.members if m.person_id in ids],
+                pool_used=pool,
+                pool_total=pool_total,
+            )
     return channel, managers, chart_spec, week
 
 
@@ -105,23 +130,46 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         assert team is not None
         chart_key = chart_id_for(team.key, week)
         insert = sqlite_insert if rt.db.is_sqlite else pg_insert
-        await s.execute(insert(Chart).values(
-            id=chart_key, title=f"{team.name} weekly spend", spec=chart_spec, png=None,
-            created_at=rt.now()).on_conflict_do_nothing(index_elements=["id"]))
+        await s.execute(
+            insert(Chart)
+            .values(
+                id=chart_key,
+                title=f"{team.name} weekly spend",
+                spec=chart_spec,
+                png=None,
+                created_at=rt.now(),
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         # Stable keys: a rerun after a crash (claim retaken) adds nothing twice.
-        await enqueue(s, rt, kind="digest", target_type="team", target_id=team_id,
-                      reply=channel, key=f"digest:{team.key}:{week}")
+        await enqueue(
+            s,
+            rt,
+            kind="digest",
+            target_type="team",
+            target_id=team_id,
+            reply=channel,
+            key=f"digest:{team.key}:{week}",
+        )
         for manager_id, reply in managers.items():
-            await enqueue(s, rt, kind="manager_digest", target_type="person",
-                          target_id=manager_id, reply=reply,
-                          key=f"digest:{team.key}:{week}:manager:{manager_id}")
+            await enqueue(
+                s,
+                rt,
+                kind="manager_digest",
+                target_type="person",
+                target_id=manager_id,
+                reply=reply,
+                key=f"digest:{team.key}:{week}:manager:{manager_id}",
+            )
     return {"team": team.key, "week": week, "late": late, "managers": len(managers)}
 
 
-register(JobSpec(
-    name="digests",
-    description="Weekly team digest to each team's channel (+ managers' private versions)",
-    func=run,
-    due=due,
-    lease=timedelta(minutes=10),
-))
+register(
+    JobSpec(
+        name="digests",
+        description="Weekly team digest to each team's channel (+ managers' private versions)",
+        func=run,
+        due=due,
+        lease=timedelta(minutes=10),
+    )
+)

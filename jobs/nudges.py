@@ -28,21 +28,33 @@ from bot.tips import dominant, level_for, pick_tutorial, tutorials_had
 async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     cfg = rt.config
     n = cfg.nudges
-    counts = {"nudged": 0, "holdout": 0, "below_threshold": 0, "near_zero": 0, "opted_out": 0,
-              "cooling_down": 0, "no_tutorial": 0}
+    counts = {
+        "nudged": 0,
+        "holdout": 0,
+        "below_threshold": 0,
+        "near_zero": 0,
+        "opted_out": 0,
+        "cooling_down": 0,
+        "no_tutorial": 0,
+    }
     if not n.enabled:
         return {"skipped": "nudges are disabled"}
     now = rt.now()
     today = local_day(now, rt.tz)
     async with rt.db.reader() as s:
         shares = await trailing(s, end=today, days=n.window_days)
-        people = {p.id: p for p in (await s.scalars(select(Person).where(
-            Person.active, Person.id.in_(list(shares))))).all()}
+        people = {
+            p.id: p
+            for p in (
+                await s.scalars(select(Person).where(Person.active, Person.id.in_(list(shares))))
+            ).all()
+        }
         # Weekly sweeps land on the boundary day of a 14-day cooldown; a few seconds of
         # scheduling jitter must not decide it, so the boundary day counts as outside.
         cutoff = now - timedelta(days=n.cooldown_days) + timedelta(hours=12)
-        cooling = set((await s.scalars(select(Nudge.person_id).where(
-            Nudge.created_at > cutoff))).all())
+        cooling = set(
+            (await s.scalars(select(Nudge.person_id).where(Nudge.created_at > cutoff))).all()
+        )
     minimum = to_micros(n.min_spend_usd)
     threshold = int(n.low_value_threshold * 100)
     for pid, sh in shares.items():
@@ -65,47 +77,81 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         category = dominant(list(sh.by_category.items()), cfg.categories.low_value) or "chat"
         holdout = messages.in_holdout(pid, today, float(n.holdout_share))
         counts["holdout" if holdout else "nudged"] += await _decide(
-            rt, person, occ.period, sh, category, low, holdout, counts)
+            rt, person, occ.period, sh, category, low, holdout, counts
+        )
     return counts
 
 
-async def _decide(rt: Runtime, person: Person, period: str, sh: Any, category: str, low: int,
-                  holdout: bool, counts: dict[str, int]) -> int:
+async def _decide(
+    rt: Runtime,
+    person: Person,
+    period: str,
+    sh: Any,
+    category: str,
+    low: int,
+    holdout: bool,
+    counts: dict[str, int],
+) -> int:
     cfg = rt.config
     async with rt.db.session() as s:
-        if await s.scalar(select(Nudge.id).where(Nudge.person_id == person.id,
-                                                 Nudge.period == period)):
+        if await s.scalar(
+            select(Nudge.id).where(Nudge.person_id == person.id, Nudge.period == period)
+        ):
             return 0  # already decided in this sweep (a rerun after a crash)
         tutorial = None
         if not holdout:
-            tutorial = pick_tutorial(cfg, category, level_for(sh.agentic(cfg)),
-                                     await tutorials_had(s, person.id))
+            tutorial = pick_tutorial(
+                cfg, category, level_for(sh.agentic(cfg)), await tutorials_had(s, person.id)
+            )
             if tutorial is None:
                 counts["no_tutorial"] += 1
                 return 0
         variant = messages.variant_for(person.id, period)
-        nudge = Nudge(person_id=person.id, period=period,
-                      cohort="holdout" if holdout else "nudged",
-                      tutorial_id=tutorial.id if tutorial else None, category=category,
-                      low_value_share_bp=sh.basis_points(cfg.categories.low_value),
-                      agentic_share_bp=sh.basis_points(cfg.categories.agentic),
-                      spend_micros=sh.spend, variant=variant, created_at=rt.now())
+        nudge = Nudge(
+            person_id=person.id,
+            period=period,
+            cohort="holdout" if holdout else "nudged",
+            tutorial_id=tutorial.id if tutorial else None,
+            category=category,
+            low_value_share_bp=sh.basis_points(cfg.categories.low_value),
+            agentic_share_bp=sh.basis_points(cfg.categories.agentic),
+            spend_micros=sh.spend,
+            variant=variant,
+            created_at=rt.now(),
+        )
         s.add(nudge)
         await s.flush()
         if tutorial is not None:
-            reply = messages.tip(first=person.name.split()[0], category=category, low_share=low,
-                                 spend=sh.spend, tutorial=tutorial, nudge_id=nudge.id,
-                                 variant=variant, sandbox=cfg.sandbox.enabled)
+            reply = messages.tip(
+                first=person.name.split()[0],
+                category=category,
+                low_share=low,
+                spend=sh.spend,
+                tutorial=tutorial,
+                nudge_id=nudge.id,
+                variant=variant,
+                sandbox=cfg.sandbox.enabled,
+            )
             when = next_working_moment(rt.now(), person.timezone or rt.tz, cfg.nudges)
-            await enqueue(s, rt, kind="nudge", target_type="person", target_id=person.id,
-                          reply=reply, key=f"nudge:{person.id}:{period}", deliver_after=when)
+            await enqueue(
+                s,
+                rt,
+                kind="nudge",
+                target_type="person",
+                target_id=person.id,
+                reply=reply,
+                key=f"nudge:{person.id}:{period}",
+                deliver_after=when,
+            )
     return 1
 
 
-register(JobSpec(
-    name="nudges",
-    description="Weekly sweep: one personal agentic-workflow tip to routine-heavy users",
-    func=run,
-    due=cron_due(lambda rt: rt.config.schedules.nudge_sweep, lookback=timedelta(days=3)),
-    lease=timedelta(minutes=30),
-))
+register(
+    JobSpec(
+        name="nudges",
+        description="Weekly sweep: one personal agentic-workflow tip to routine-heavy users",
+        func=run,
+        due=cron_due(lambda rt: rt.config.schedules.nudge_sweep, lookback=timedelta(days=3)),
+        lease=timedelta(minutes=30),
+    )
+)

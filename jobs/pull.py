@@ -27,8 +27,7 @@ def _enabled(rt: Runtime, name: str) -> bool:
 
 
 def _due(name: str) -> DueFunc:
-    on_cron = cron_due(lambda rt: getattr(rt.config.sources, name).schedule,
-                       lookback=LOOKBACK)
+    on_cron = cron_due(lambda rt: getattr(rt.config.sources, name).schedule, lookback=LOOKBACK)
 
     async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
         return await on_cron(rt, at) if _enabled(rt, name) else []
@@ -52,11 +51,13 @@ def _runner(name: str) -> JobFunc:
 
 
 for _name in SOURCES:
-    register(JobSpec(
-        name=f"pull-{_name}",
-        description=f"Pull usage from {_name} (sources.{_name}.schedule) from its checkpoint",
-        func=_runner(_name),
-        due=_due(_name),
-        lease=LEASE,
-        tags=("ingest",),
-    ))
+    register(
+        JobSpec(
+            name=f"pull-{_name}",
+            description=f"Pull usage from {_name} (sources.{_name}.schedule) from its checkpoint",
+            func=_runner(_name),
+            due=_due(_name),
+            lease=LEASE,
+            tags=("ingest",),
+        )
+    )

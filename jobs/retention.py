@@ -21,28 +21,46 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         # usage_daily is not touched: monthly and daily figures stay exact. The writer
         # refuses records older than the horizon, so a re-ingest cannot half-restore a day.
         usage = (await s.execute(delete(UsageRecord).where(UsageRecord.day < horizon))).rowcount
-        events = (await s.execute(delete(ProcessedEvent).where(
-            ProcessedEvent.at < now - timedelta(days=keep.processed_events_days)))).rowcount
-        outbox = (await s.execute(delete(OutboxMessage).where(
-            OutboxMessage.status.in_(("sent", "skipped")),
-            OutboxMessage.created_at < now - timedelta(days=keep.sent_outbox_days),
-            ~OutboxMessage.id.in_(
-                # keep originals that a later update still points at
-                OutboxMessage.__table__.select().with_only_columns(
-                    OutboxMessage.update_of_id).where(OutboxMessage.update_of_id.is_not(None))
-                .scalar_subquery()
-            ),
-        ))).rowcount
-        charts = (await s.execute(delete(Chart).where(
-            Chart.created_at < now - timedelta(days=90)))).rowcount
-    return {"usage_records": usage, "processed_events": events, "outbox": outbox,
-            "charts": charts, "horizon": horizon.isoformat()}
+        events = (
+            await s.execute(
+                delete(ProcessedEvent).where(
+                    ProcessedEvent.at < now - timedelta(days=keep.processed_events_days)
+                )
+            )
+        ).rowcount
+        outbox = (
+            await s.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.status.in_(("sent", "skipped")),
+                    OutboxMessage.created_at < now - timedelta(days=keep.sent_outbox_days),
+                    ~OutboxMessage.id.in_(
+                        # keep originals that a later update still points at
+                        OutboxMessage.__table__.select()
+                        .with_only_columns(OutboxMessage.update_of_id)
+                        .where(OutboxMessage.update_of_id.is_not(None))
+                        .scalar_subquery()
+                    ),
+                )
+            )
+        ).rowcount
+        charts = (
+            await s.execute(delete(Chart).where(Chart.created_at < now - timedelta(days=90)))
+        ).rowcount
+    return {
+        "usage_records": usage,
+        "processed_events": events,
+        "outbox": outbox,
+        "charts": charts,
+        "horizon": horizon.isoformat(),
+    }
 
 
-register(JobSpec(
-    name="retention",
-    description="Delete raw usage older than retention.raw_usage_days and old plumbing rows",
-    func=run,
-    due=cron_due(lambda rt: rt.config.schedules.retention, lookback=timedelta(days=2)),
-    lease=timedelta(minutes=30),
-))
+register(
+    JobSpec(
+        name="retention",
+        description="Delete raw usage older than retention.raw_usage_days and old plumbing rows",
+        func=run,
+        due=cron_due(lambda rt: rt.config.schedules.retention, lookback=timedelta(days=2)),
+        lease=timedelta(minutes=30),
+    )
+)

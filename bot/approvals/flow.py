@@ -47,30 +47,57 @@ def confirm_key(req_id: int) -> str:
     return f"sandbox:{req_id}:confirm"
 
 
-async def figures(rt: Runtime, s: AsyncSession, requester: PersonView,
-                  period: str) -> RequesterFigures:
+async def figures(
+    rt: Runtime, s: AsyncSession, requester: PersonView, period: str
+) -> RequesterFigures:
     bal = await ledger.balance(rt, s, requester)
     pool = to_micros(rt.config.sandbox.pool_usd)
-    return RequesterFigures(spent=bal.spent, limit=bal.limit, agentic_share=bal.agentic_share,
-                            pool_left=pool - await policy.pool_used(s, period), pool_total=pool)
+    return RequesterFigures(
+        spent=bal.spent,
+        limit=bal.limit,
+        agentic_share=bal.agentic_share,
+        pool_left=pool - await policy.pool_used(s, period),
+        pool_total=pool,
+    )
 
 
 def _expires(rt: Runtime, req: SandboxRequest, tz: str | None) -> str:
     return cards.stamp(as_utc(req.created_at) + rt.config.sandbox.expire_after, tz, rt.tz)
 
 
-async def send_card(s: AsyncSession, rt: Runtime, req: SandboxRequest, requester: PersonView,
-                     approver: PersonView, note: str | None) -> None:
+async def send_card(
+    s: AsyncSession,
+    rt: Runtime,
+    req: SandboxRequest,
+    requester: PersonView,
+    approver: PersonView,
+    note: str | None,
+) -> None:
     fig = await figures(rt, s, requester, req.period)
-    card = cards.approver_card(req, requester, fig, stage_note=note,
-                               expires=_expires(rt, req, approver.timezone))
-    await enqueue(s, rt, kind="approval_request", target_type="person", target_id=approver.id,
-                  reply=card, key=card_key(req.id, approver.id))
+    card = cards.approver_card(
+        req, requester, fig, stage_note=note, expires=_expires(rt, req, approver.timezone)
+    )
+    await enqueue(
+        s,
+        rt,
+        kind="approval_request",
+        target_type="person",
+        target_id=approver.id,
+        reply=card,
+        key=card_key(req.id, approver.id),
+    )
 
 
-async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: str,
-                 duration: str | None = None, expected_outcome: str | None = None,
-                 platform: str = "cli") -> SandboxRequest:
+async def create(
+    rt: Runtime,
+    requester: PersonView,
+    *,
+    amount: str,
+    purpose: str,
+    duration: str | None = None,
+    expected_outcome: str | None = None,
+    platform: str = "cli",
+) -> SandboxRequest:
     """Validate, route and store a request; nothing is stored if any check fails."""
     cfg = rt.config.sandbox
     if not cfg.enabled:
@@ -85,22 +112,37 @@ async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: st
     async with rt.db.session() as s:
         await xact_lock(s, f"sandbox-pool:{period}")
         if cfg.one_open_request:
-            open_id = await s.scalar(select(SandboxRequest.id).where(
-                SandboxRequest.person_id == requester.id, SandboxRequest.status == "pending"))
+            open_id = await s.scalar(
+                select(SandboxRequest.id).where(
+                    SandboxRequest.person_id == requester.id, SandboxRequest.status == "pending"
+                )
+            )
             if open_id:
-                raise RequestInvalid(f"You already have request #{open_id} waiting for a "
-                                     "decision. Cancel it first (`/tokens requests`), or wait.")
+                raise RequestInvalid(
+                    f"You already have request #{open_id} waiting for a "
+                    "decision. Cancel it first (`/tokens requests`), or wait."
+                )
         left = to_micros(cfg.pool_usd) - await policy.pool_used(s, period)
         if amount_micros > left:
             raise RequestInvalid(
                 f"The sandbox pool for {month.first:%B} has {fmt_usd(max(left, 0))} left (pending "
-                "requests count). Ask for less, or try again next month.")
+                "requests count). Ask for less, or try again next month."
+            )
         plan = await policy.route(s, requester, amount_micros, cfg)
         req = SandboxRequest(
-            person_id=requester.id, amount_micros=amount_micros, duration_days=days,
-            purpose=purpose_text, expected_outcome=outcome_text, status="pending", stage=1,
-            stages=plan.stages, current_approver_id=plan.stages[0],
-            policy=policy.snapshot(cfg), period=period, created_at=now, stage_started_at=now,
+            person_id=requester.id,
+            amount_micros=amount_micros,
+            duration_days=days,
+            purpose=purpose_text,
+            expected_outcome=outcome_text,
+            status="pending",
+            stage=1,
+            stages=plan.stages,
+            current_approver_id=plan.stages[0],
+            policy=policy.snapshot(cfg),
+            period=period,
+            created_at=now,
+            stage_started_at=now,
             origin_platform=platform,
         )
         s.add(req)
@@ -109,38 +151,72 @@ async def create(rt: Runtime, requester: PersonView, *, amount: str, purpose: st
         assert approver is not None
         note = "; ".join(plan.notes).capitalize() or None
         if len(plan.stages) > 1:
-            note = ((note + ". ") if note else "") + "Over the threshold: a second approval " \
-                                                     "follows yours."
+            note = (
+                (note + ". ") if note else ""
+            ) + "Over the threshold: a second approval follows yours."
         await send_card(s, rt, req, requester, approver, note)
-        await enqueue(s, rt, kind="approval_confirm", target_type="person",
-                      target_id=requester.id, reply=cards.confirmation(req, approver),
-                      key=confirm_key(req.id))
-        await audit.record(s, at=now, action="sandbox.requested", actor=f"{platform}",
-                           actor_id=requester.id, subject=f"sandbox_request:{req.id}",
-                           detail={"amount_usd": fmt_usd(amount_micros), "stages": plan.stages,
-                                   "duration_days": days})
+        await enqueue(
+            s,
+            rt,
+            kind="approval_confirm",
+            target_type="person",
+            target_id=requester.id,
+            reply=cards.confirmation(req, approver),
+            key=confirm_key(req.id),
+        )
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.requested",
+            actor=f"{platform}",
+            actor_id=requester.id,
+            subject=f"sandbox_request:{req.id}",
+            detail={
+                "amount_usd": fmt_usd(amount_micros),
+                "stages": plan.stages,
+                "duration_days": days,
+            },
+        )
     return req
 
 
-async def update_cards(s: AsyncSession, rt: Runtime, req: SandboxRequest,
-                        requester: PersonView, *, status: str, who: str,
-                        reason: str | None = None, only: int | None = None) -> None:
+async def update_cards(
+    s: AsyncSession,
+    rt: Runtime,
+    req: SandboxRequest,
+    requester: PersonView,
+    *,
+    status: str,
+    who: str,
+    reason: str | None = None,
+    only: int | None = None,
+) -> None:
     """Replace every approver's copy of the card (buttons gone, who decided and when)."""
     fig = await figures(rt, s, requester, req.period)
-    keys = (await s.scalars(select(OutboxMessage.dedupe_key).where(
-        OutboxMessage.dedupe_key.like(f"sandbox:{req.id}:card:%"),
-        OutboxMessage.update_of_id.is_(None)))).all()
+    keys = (
+        await s.scalars(
+            select(OutboxMessage.dedupe_key).where(
+                OutboxMessage.dedupe_key.like(f"sandbox:{req.id}:card:%"),
+                OutboxMessage.update_of_id.is_(None),
+            )
+        )
+    ).all()
     approvers = {int(k.split("@")[0].rsplit(":", 1)[1]) for k in keys}
     for approver_id in approvers:
         if only is not None and approver_id != only:
             continue
         approver = await person_by_id(s, approver_id)
         when = cards.stamp(rt.now(), approver.timezone if approver else None, rt.tz)
-        card = cards.decided_card(req, requester, fig, status=status, who=who, when=when,
-                                  reason=reason)
-        await enqueue_update(s, rt, original_key=card_key(req.id, approver_id),
-                             key=f"{card_key(req.id, approver_id)}:{status}:{req.stage}",
-                             reply=card)
+        card = cards.decided_card(
+            req, requester, fig, status=status, who=who, when=when, reason=reason
+        )
+        await enqueue_update(
+            s,
+            rt,
+            original_key=card_key(req.id, approver_id),
+            key=f"{card_key(req.id, approver_id)}:{status}:{req.stage}",
+            reply=card,
+        )
 
 
 async def decided_card_for(rt: Runtime, req_id: int, viewer: PersonView) -> Reply | None:
@@ -155,13 +231,26 @@ async def decided_card_for(rt: Runtime, req_id: int, viewer: PersonView) -> Repl
             return None
         fig = await figures(rt, s, requester, req.period)
         when = cards.stamp(req.decided_at or rt.now(), viewer.timezone, rt.tz)
-        return cards.decided_card(req, requester, fig, status=req.status,
-                                  who=decider.name if decider else "—", when=when,
-                                  reason=req.deny_reason)
+        return cards.decided_card(
+            req,
+            requester,
+            fig,
+            status=req.status,
+            who=decider.name if decider else "—",
+            when=when,
+            reason=req.deny_reason,
+        )
 
 
-async def decide(rt: Runtime, actor: PersonView, value: str, *, approve: bool,
-                 reason: str | None = None, platform: str = "cli") -> Outcome:
+async def decide(
+    rt: Runtime,
+    actor: PersonView,
+    value: str,
+    *,
+    approve: bool,
+    reason: str | None = None,
+    platform: str = "cli",
+) -> Outcome:
     """Approve or deny the stage named in ``value`` ('<request id>:<stage>')."""
     req_part, _, stage_part = value.partition(":")
     if not req_part.isdigit() or not stage_part.isdigit():
@@ -174,39 +263,66 @@ async def decide(rt: Runtime, actor: PersonView, value: str, *, approve: bool,
             return Outcome(simple("That request doesn't exist any more."), ok=False)
         subject = f"sandbox_request:{req.id}"
         if req.person_id == actor.id:
-            await audit.record(s, at=now, action="sandbox.self_approval_refused",
-                               actor=platform, actor_id=actor.id, subject=subject)
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.self_approval_refused",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+            )
             return Outcome(simple("You can't decide your own request."), ok=False)
         if req.status != "pending" or req.stage != stage:
             # A double click, a retry, or someone else was first: say so, change nothing.
-            return Outcome(simple(f"Request #{req.id} was already handled."),
-                           await decided_card_for(rt, req.id, actor) if req.status != "pending"
-                           else None, ok=False)
+            return Outcome(
+                simple(f"Request #{req.id} was already handled."),
+                await decided_card_for(rt, req.id, actor) if req.status != "pending" else None,
+                ok=False,
+            )
         if req.current_approver_id != actor.id:
-            await audit.record(s, at=now, action="sandbox.unauthorized_decision",
-                               actor=platform, actor_id=actor.id, subject=subject,
-                               detail={"approve": approve})
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.unauthorized_decision",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+                detail={"approve": approve},
+            )
             return Outcome(simple("This request isn't yours to decide."), ok=False)
         if not approve:
             reason_text = " ".join((reason or "").split())
             if len(reason_text) < 3:
                 return Outcome(simple("Please give a short reason for the denial."), ok=False)
-            reason = reason_text[:policy.MAX_OUTCOME]
+            reason = reason_text[: policy.MAX_OUTCOME]
         requester = await person_by_id(s, req.person_id)
         assert requester is not None
         stages: list[int] = list(req.stages)
         more = approve and stage < len(stages)
         values: dict[str, object]
         if more:
-            values = dict(stage=stage + 1, current_approver_id=stages[stage],
-                          stage_started_at=now, reminded_at=None, escalated_at=None)
+            values = dict(
+                stage=stage + 1,
+                current_approver_id=stages[stage],
+                stage_started_at=now,
+                reminded_at=None,
+                escalated_at=None,
+            )
         else:
-            values = dict(status="approved" if approve else "denied", decided_at=now,
-                          decided_by_id=actor.id, deny_reason=None if approve else reason)
+            values = dict(
+                status="approved" if approve else "denied",
+                decided_at=now,
+                decided_by_id=actor.id,
+                deny_reason=None if approve else reason,
+            )
         won = await s.execute(
             update(SandboxRequest)
-            .where(SandboxRequest.id == req.id, SandboxRequest.status == "pending",
-                   SandboxRequest.stage == stage, SandboxRequest.current_approver_id == actor.id)
+            .where(
+                SandboxRequest.id == req.id,
+                SandboxRequest.status == "pending",
+                SandboxRequest.stage == stage,
+                SandboxRequest.current_approver_id == actor.id,
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -217,58 +333,121 @@ async def decide(rt: Runtime, actor: PersonView, value: str, *, approve: bool,
         if more:
             nxt = await person_by_id(s, stages[stage])
             assert nxt is not None
-            await update_cards(s, rt, req, requester, status="forwarded", who=actor.name,
-                                only=actor.id)
-            await send_card(s, rt, req, requester, nxt,
-                             f"Second approval: {actor.name} approved stage 1.")
-            await enqueue_update(s, rt, original_key=confirm_key(req.id),
-                                 key=f"{confirm_key(req.id)}:stage{stage + 1}",
-                                 reply=cards.confirmation(req, nxt))
-            await audit.record(s, at=now, action="sandbox.stage_approved", actor=platform,
-                               actor_id=actor.id, subject=subject, detail={"stage": stage})
+            await update_cards(
+                s, rt, req, requester, status="forwarded", who=actor.name, only=actor.id
+            )
+            await send_card(
+                s, rt, req, requester, nxt, f"Second approval: {actor.name} approved stage 1."
+            )
+            await enqueue_update(
+                s,
+                rt,
+                original_key=confirm_key(req.id),
+                key=f"{confirm_key(req.id)}:stage{stage + 1}",
+                reply=cards.confirmation(req, nxt),
+            )
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.stage_approved",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+                detail={"stage": stage},
+            )
             fig = await figures(rt, s, requester, req.period)
-            card = cards.decided_card(req, requester, fig, status="forwarded", who=actor.name,
-                                      when=when)
-            return Outcome(simple(f"Approved. Request #{req.id} now goes to {nxt.name} for "
-                                  "the second approval."), card)
+            card = cards.decided_card(
+                req, requester, fig, status="forwarded", who=actor.name, when=when
+            )
+            return Outcome(
+                simple(
+                    f"Approved. Request #{req.id} now goes to {nxt.name} for the second approval."
+                ),
+                card,
+            )
         status = "approved" if approve else "denied"
         if approve:
-            grant = SandboxGrant(request_id=req.id, person_id=req.person_id,
-                                 amount_micros=req.amount_micros, period=req.period,
-                                 starts_at=now, ends_at=now + timedelta(days=req.duration_days),
-                                 status="active", created_at=now)
+            grant = SandboxGrant(
+                request_id=req.id,
+                person_id=req.person_id,
+                amount_micros=req.amount_micros,
+                period=req.period,
+                starts_at=now,
+                ends_at=now + timedelta(days=req.duration_days),
+                status="active",
+                created_at=now,
+            )
             s.add(grant)
             await s.flush()
             ends = cards.stamp(grant.ends_at, requester.timezone, rt.tz)
-            line = f"✅ **Approved** by {actor.name}: {fmt_usd(req.amount_micros)} is yours " \
-                   f"to experiment with until {ends}."
-            note = Reply(text=f"Your sandbox request #{req.id} was approved", blocks=[
-                Header(text=f"Sandbox request #{req.id} approved"),
-                Text(text=line + " It's added to your limit in `/tokens`; before it ends "
-                                 "I'll ask what you learned.")])
-            await audit.record(s, at=now, action="sandbox.granted", actor=platform,
-                               actor_id=actor.id, subject=subject,
-                               detail={"grant_id": grant.id, "amount_usd":
-                                       fmt_usd(req.amount_micros), "ends_at":
-                                       grant.ends_at.isoformat()})
+            line = (
+                f"✅ **Approved** by {actor.name}: {fmt_usd(req.amount_micros)} is yours "
+                f"to experiment with until {ends}."
+            )
+            note = Reply(
+                text=f"Your sandbox request #{req.id} was approved",
+                blocks=[
+                    Header(text=f"Sandbox request #{req.id} approved"),
+                    Text(
+                        text=line + " It's added to your limit in `/tokens`; before it ends "
+                        "I'll ask what you learned."
+                    ),
+                ],
+            )
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.granted",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+                detail={
+                    "grant_id": grant.id,
+                    "amount_usd": fmt_usd(req.amount_micros),
+                    "ends_at": grant.ends_at.isoformat(),
+                },
+            )
         else:
             line = f"❌ **Denied** by {actor.name}."
-            note = Reply(text=f"Your sandbox request #{req.id} was denied", blocks=[
-                Header(text=f"Sandbox request #{req.id} denied"), Text(text=line),
-                Quote(text=reason or "", author="Reason")])
-            await audit.record(s, at=now, action="sandbox.denied", actor=platform,
-                               actor_id=actor.id, subject=subject, detail={"reason": reason})
+            note = Reply(
+                text=f"Your sandbox request #{req.id} was denied",
+                blocks=[
+                    Header(text=f"Sandbox request #{req.id} denied"),
+                    Text(text=line),
+                    Quote(text=reason or "", author="Reason"),
+                ],
+            )
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.denied",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+                detail={"reason": reason},
+            )
         await update_cards(s, rt, req, requester, status=status, who=actor.name, reason=reason)
-        await enqueue_update(s, rt, original_key=confirm_key(req.id),
-                             key=f"{confirm_key(req.id)}:{status}",
-                             reply=cards.confirmation(req, None, status_line=line, reason=reason))
-        await enqueue(s, rt, kind="approval_result", target_type="person",
-                      target_id=req.person_id, reply=note, key=f"sandbox:{req.id}:{status}")
+        await enqueue_update(
+            s,
+            rt,
+            original_key=confirm_key(req.id),
+            key=f"{confirm_key(req.id)}:{status}",
+            reply=cards.confirmation(req, None, status_line=line, reason=reason),
+        )
+        await enqueue(
+            s,
+            rt,
+            kind="approval_result",
+            target_type="person",
+            target_id=req.person_id,
+            reply=note,
+            key=f"sandbox:{req.id}:{status}",
+        )
         fig = await figures(rt, s, requester, req.period)
-        card = cards.decided_card(req, requester, fig, status=status, who=actor.name,
-                                  when=when, reason=reason)
-    return Outcome(simple(f"{status.capitalize()}: request #{req.id} from {requester.name}."),
-                   card)
+        card = cards.decided_card(
+            req, requester, fig, status=status, who=actor.name, when=when, reason=reason
+        )
+    return Outcome(simple(f"{status.capitalize()}: request #{req.id} from {requester.name}."), card)
 
 
 async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = "cli") -> Outcome:
@@ -279,30 +458,48 @@ async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = 
         req = await s.get(SandboxRequest, int(value))
         if req is None or req.person_id != actor.id:
             if req is not None:
-                await audit.record(s, at=now, action="sandbox.unauthorized_cancel",
-                                   actor=platform, actor_id=actor.id,
-                                   subject=f"sandbox_request:{req.id}")
+                await audit.record(
+                    s,
+                    at=now,
+                    action="sandbox.unauthorized_cancel",
+                    actor=platform,
+                    actor_id=actor.id,
+                    subject=f"sandbox_request:{req.id}",
+                )
             return Outcome(simple("Only the person who asked can cancel a request."), ok=False)
         won = await s.execute(
             update(SandboxRequest)
             .where(SandboxRequest.id == req.id, SandboxRequest.status == "pending")
             .values(status="cancelled", decided_at=now, decided_by_id=actor.id)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)
+        )
         if won.rowcount != 1:
             return Outcome(simple(f"Request #{req.id} was already {req.status}."), ok=False)
         await s.refresh(req)
         await update_cards(s, rt, req, actor, status="cancelled", who=actor.name)
         line = "↩ **Cancelled.** You can ask again any time."
         reply = cards.confirmation(req, None, status_line=line)
-        await enqueue_update(s, rt, original_key=confirm_key(req.id),
-                             key=f"{confirm_key(req.id)}:cancelled", reply=reply)
-        await audit.record(s, at=now, action="sandbox.cancelled", actor=platform,
-                           actor_id=actor.id, subject=f"sandbox_request:{req.id}")
+        await enqueue_update(
+            s,
+            rt,
+            original_key=confirm_key(req.id),
+            key=f"{confirm_key(req.id)}:cancelled",
+            reply=reply,
+        )
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.cancelled",
+            actor=platform,
+            actor_id=actor.id,
+            subject=f"sandbox_request:{req.id}",
+        )
     return Outcome(simple(f"Request #{req.id} is cancelled."), reply)
 
 
-async def record_outcome(rt: Runtime, actor: PersonView, grant_id: str, text: str, *,
-                         platform: str = "cli") -> Outcome:
+async def record_outcome(
+    rt: Runtime, actor: PersonView, grant_id: str, text: str, *, platform: str = "cli"
+) -> Outcome:
     outcome = " ".join((text or "").split())
     if len(outcome) < 3:
         return Outcome(simple("Write a line about what you learned."), ok=False)
@@ -313,18 +510,25 @@ async def record_outcome(rt: Runtime, actor: PersonView, grant_id: str, text: st
         grant = await s.get(SandboxGrant, int(grant_id))
         if grant is None or grant.person_id != actor.id:
             return Outcome(simple("That grant isn't yours."), ok=False)
-        grant.outcome = outcome[:policy.MAX_OUTCOME]
+        grant.outcome = outcome[: policy.MAX_OUTCOME]
         grant.outcome_at = now
-        await audit.record(s, at=now, action="sandbox.outcome", actor=platform,
-                           actor_id=actor.id, subject=f"sandbox_grant:{grant.id}")
-    return Outcome(simple("Thanks — your outcome will appear in your team's weekly digest."),
-                   simple(f"Outcome shared: “{outcome[:200]}”"))
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.outcome",
+            actor=platform,
+            actor_id=actor.id,
+            subject=f"sandbox_grant:{grant.id}",
+        )
+    return Outcome(
+        simple("Thanks — your outcome will appear in your team's weekly digest."),
+        simple(f"Outcome shared: “{outcome[:200]}”"),
+    )
 
 
-
-
-async def may_decide(rt: Runtime, actor: PersonView, value: str, *,
-                     platform: str = "cli") -> Outcome | None:
+async def may_decide(
+    rt: Runtime, actor: PersonView, value: str, *, platform: str = "cli"
+) -> Outcome | None:
     """None if ``actor`` may decide the stage in ``value`` now; else why not (audited)."""
     req_part, _, stage_part = value.partition(":")
     if not req_part.isdigit() or not stage_part.isdigit():
@@ -336,13 +540,25 @@ async def may_decide(rt: Runtime, actor: PersonView, value: str, *,
             return Outcome(simple("That request doesn't exist any more."), ok=False)
         subject = f"sandbox_request:{req.id}"
         if req.person_id == actor.id:
-            await audit.record(s, at=now, action="sandbox.self_approval_refused",
-                               actor=platform, actor_id=actor.id, subject=subject)
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.self_approval_refused",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+            )
             return Outcome(simple("You can't decide your own request."), ok=False)
         if req.status != "pending" or req.stage != int(stage_part):
             return Outcome(simple(f"Request #{req.id} was already handled."), ok=False)
         if req.current_approver_id != actor.id:
-            await audit.record(s, at=now, action="sandbox.unauthorized_decision",
-                               actor=platform, actor_id=actor.id, subject=subject)
+            await audit.record(
+                s,
+                at=now,
+                action="sandbox.unauthorized_decision",
+                actor=platform,
+                actor_id=actor.id,
+                subject=subject,
+            )
             return Outcome(simple("This request isn't yours to decide."), ok=False)
     return None

@@ -50,8 +50,9 @@ def at_option(value: str | None, rt: Runtime) -> datetime | None:
     try:
         return parse_at(value, rt.tz)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO time like 2026-11-23T09:00",
-                                 param_hint="--at") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO time like 2026-11-23T09:00", param_hint="--at"
+        ) from None
 
 
 @contextmanager
@@ -60,8 +61,10 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        err_console.print(f"[bold red]Invalid configuration[/] ({len(exc.issues)} problem"
-                          f"{'s' if len(exc.issues) != 1 else ''}):")
+        err_console.print(
+            f"[bold red]Invalid configuration[/] ({len(exc.issues)} problem"
+            f"{'s' if len(exc.issues) != 1 else ''}):"
+        )
         for issue in exc.issues:
             click.echo(f"  {issue}", err=True)
         sys.exit(2)
@@ -75,8 +78,10 @@ def cli_errors() -> Iterator[None]:
 
         if isinstance(exc, OperationalError | DBAPIError | ConnectionError | OSError):
             url = os.environ.get("DATABASE_URL", "the default SQLite file")
-            err_console.print(f"[bold red]Cannot reach the database[/] ({_safe_url(url)}): "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            err_console.print(
+                f"[bold red]Cannot reach the database[/] ({_safe_url(url)}): "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            )
             sys.exit(2)
         raise
 

@@ -52,8 +52,14 @@ def db_current(ctx: click.Context) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err_console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
 
 
 def _summary(stats: IngestStats, title: str) -> Table:
@@ -68,8 +74,12 @@ def _summary(stats: IngestStats, title: str) -> Table:
 
 
 @click.command()
-@click.option("--people", type=int, default=0,
-              help="Also generate N synthetic people in teams of 25 (benchmark scale).")
+@click.option(
+    "--people",
+    type=int,
+    default=0,
+    help="Also generate N synthetic people in teams of 25 (benchmark scale).",
+)
 @click.option("--days", type=int, default=60, show_default=True, help="Days of usage history.")
 @click.option("--if-empty", is_flag=True, help="Do nothing if the store already has usage.")
 @click.pass_context
@@ -92,8 +102,9 @@ def demo(ctx: click.Context, people: int, days: int, if_empty: bool) -> None:
                 emails += [f"p{n:06d}@scale.example" for n in range(people)]
             with _progress() as progress:
                 task = progress.add_task("usage", total=None)
-                stats = await gen.seed_usage(rt, emails, days=days,
-                                             progress=lambda n: progress.advance(task, n))
+                stats = await gen.seed_usage(
+                    rt, emails, days=days, progress=lambda n: progress.advance(task, n)
+                )
             from bot.demo_activity import seed_activity
 
             activity = await seed_activity(rt)
@@ -113,6 +124,19 @@ def demo(ctx: click.Context, people: int, days: int, if_empty: bool) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, source: str, since: str | None, until: str | None) -> None:
     """Ingest usage from SOURCE: openai, anthropic, litellm, or a CSV/JSONL file path."""
+    path = Path(source)
+    if source not in ("openai", "anthropic", "litellm"):
+        if not path.is_file():
+            err_console.print(
+                f"[bold red]No such file:[/] {path} (or name a source: openai, anthropic, litellm)"
+            )
+            sys.exit(2)
+        if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson", ".json"):
+            err_console.print(
+                f"[bold red]Unsupported file type[/] {path.suffix!r}: use .csv, .jsonl or .json"
+            )
+            sys.exit(2)
+    size = path.stat().st_size if path.is_file() else 0
     rt = runtime(ctx)
 
     async def go() -> int:
@@ -121,28 +145,22 @@ def ingest(ctx: click.Context, source: str, since: str | None, until: str | None
             await sync_directory(rt)
             if source in ("openai", "anthropic", "litellm"):
                 return await _ingest_source(rt, source, since, until)
-            return await _ingest_file(rt, Path(source))
+            return await _ingest_file(rt, path, size)
         finally:
             await rt.close()
 
     sys.exit(run(go()))
 
 
-async def _ingest_file(rt: Runtime, path: Path) -> int:
+async def _ingest_file(rt: Runtime, path: Path, size: int) -> int:
     from bot.usage.ingest import ingest_parsed
     from bot.usage.sources.files import parse_path
 
-    if not path.exists():
-        err_console.print(f"[bold red]No such file:[/] {path} (or use openai, anthropic, litellm)")
-        return 2
-    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson", ".json"):
-        err_console.print(f"[bold red]Unsupported file type[/] {path.suffix!r}: use .csv or .jsonl")
-        return 2
-    size = path.stat().st_size
     with _progress() as progress:
         task = progress.add_task(f"ingesting {path.name}", total=None)
         stats, errors = await ingest_parsed(
-            rt, parse_path(path), progress=lambda n: progress.advance(task, n))
+            rt, parse_path(path), progress=lambda n: progress.advance(task, n)
+        )
         progress.update(task, total=progress.tasks[0].completed)
     console.print(_summary(stats, f"{path.name} ({size:,} bytes)"))
     for error in errors[:20]:
@@ -160,9 +178,13 @@ async def _ingest_source(rt: Runtime, name: str, since: str | None, until: str |
     with _progress() as progress:
         task = progress.add_task(f"pulling {name}", total=None)
         try:
-            result = await pull_source(rt, name, since=start, until=end,
-                                       progress=lambda done, total: progress.update(
-                                           task, completed=done, total=total))
+            result = await pull_source(
+                rt,
+                name,
+                since=start,
+                until=end,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
         except PullError as exc:
             err_console.print(f"[bold red]{name}:[/] {exc}")
             return 1
@@ -178,8 +200,9 @@ async def _ingest_source(rt: Runtime, name: str, since: str | None, until: str |
 @click.option("--unattributed", is_flag=True, help="Month-to-date spend nobody is matched to.")
 @click.option("--at", "at_text", help="Compute as of this time (ISO).")
 @click.pass_context
-def balance(ctx: click.Context, email: str | None, as_json: bool, unattributed: bool,
-            at_text: str | None) -> None:
+def balance(
+    ctx: click.Context, email: str | None, as_json: bool, unattributed: bool, at_text: str | None
+) -> None:
     """Show a person's balance for the month (or --unattributed spend)."""
     from bot import ledger
 
@@ -195,9 +218,14 @@ def balance(ctx: click.Context, email: str | None, as_json: bool, unattributed: 
                     if as_json:
                         from bot.money import to_cents_str
 
-                        console.print_json(json.dumps([
-                            {"identity": i, "records": n, "spent_usd": to_cents_str(c)}
-                            for i, n, c in rows]))
+                        console.print_json(
+                            json.dumps(
+                                [
+                                    {"identity": i, "records": n, "spent_usd": to_cents_str(c)}
+                                    for i, n, c in rows
+                                ]
+                            )
+                        )
                     else:
                         table = Table("identity", "records", "spent")
                         for ident, n, cost in rows:

@@ -63,8 +63,9 @@ def jobs_run(ctx: click.Context, name: str, at_text: str | None, deliver: bool) 
     from bot.scheduling.runner import run_job
 
     if name not in all_jobs():
-        err_console.print(f"[bold red]No job named {name!r}.[/] Known: "
-                          f"{', '.join(sorted(all_jobs()))}")
+        err_console.print(
+            f"[bold red]No job named {name!r}.[/] Known: {', '.join(sorted(all_jobs()))}"
+        )
         sys.exit(2)
     rt = runtime(ctx)
     at = at_option(at_text, rt)
@@ -150,8 +151,13 @@ def audit(ctx: click.Context, person: str | None, since: str | None, limit: int)
             await rt.close()
         table = Table("when", "who", "action", "subject", "detail")
         for row in rows:
-            table.add_row(row.at.strftime("%Y-%m-%d %H:%M"), row.actor, row.action,
-                          row.subject or "", row.detail_text)
+            table.add_row(
+                row.at.strftime("%Y-%m-%d %H:%M"),
+                row.actor,
+                row.action,
+                row.subject or "",
+                row.detail_text,
+            )
         console.print(table if rows else "no audit entries")
         return 0
 
@@ -162,11 +168,18 @@ def audit(ctx: click.Context, person: str | None, since: str | None, limit: int)
 @click.option("--team", "team_key", help="Only this team (its key in app.yaml).")
 @click.option("--dry-run", is_flag=True, help="Print the digest and write the chart; post nothing.")
 @click.option("--at", "at_text", help="As if it were this time (ISO; default now).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".",
-              show_default=True, help="Where --dry-run writes chart PNGs.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where --dry-run writes chart PNGs.",
+)
 @click.pass_context
-def digest(ctx: click.Context, team_key: str | None, dry_run: bool, at_text: str | None,
-           out_dir: str) -> None:
+def digest(
+    ctx: click.Context, team_key: str | None, dry_run: bool, at_text: str | None, out_dir: str
+) -> None:
     """Post this week's team digest (once per team and week), or --dry-run to preview it."""
     from pathlib import Path
 
@@ -187,21 +200,23 @@ def digest(ctx: click.Context, team_key: str | None, dry_run: bool, at_text: str
             if team_key:
                 occurrences = [o for o in occurrences if o.period.split(":")[0] == team_key]
                 if not occurrences:
-                    err_console.print(f"[bold red]No digest due for team {team_key!r}[/] (unknown "
-                                      "team, or digests are disabled)")
+                    err_console.print(
+                        f"[bold red]No digest due for team {team_key!r}[/] (unknown "
+                        "team, or digests are disabled)"
+                    )
                     return 2
             if dry_run:
                 for occ in occurrences:
                     async with rt.db.reader() as s:
                         channel, _, spec, week = await digest_job.build(
-                            rt, s, int(occ.arg or 0), occ.due_at)
+                            rt, s, int(occ.arg or 0), occ.due_at
+                        )
                     team = occ.period.split(":")[0]
                     path = Path(out_dir) / f"digest-{team}-{week}.png"
                     png, _ = render(spec)
                     path.write_bytes(png)
                     chart_id = digest_job.chart_id_for(team, week)
-                    console.print(as_text(channel, chart_paths={chart_id: str(path)}),
-                                  markup=False)
+                    console.print(as_text(channel, chart_paths={chart_id: str(path)}), markup=False)
                     console.print()
                 return 0
             spec = all_jobs()["digests"]

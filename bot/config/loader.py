@@ -95,7 +95,9 @@ def _read_yaml(path: Path) -> tuple[Any, _Lines]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue(str(path), line, "", f"not valid YAML: {problem}")]) from None
+        raise ConfigError(
+            [ConfigIssue(str(path), line, "", f"not valid YAML: {problem}")]
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -117,7 +119,9 @@ def _read_people_csv(path: Path) -> tuple[list[PersonConfig], list[ConfigIssue]]
         reader = csv.DictReader(handle)
         missing = {"email", "name"} - set(reader.fieldnames or [])
         if missing:
-            return [], [ConfigIssue(str(path), 1, "", f"missing columns: {', '.join(sorted(missing))}")]
+            return [], [
+                ConfigIssue(str(path), 1, "", f"missing columns: {', '.join(sorted(missing))}")
+            ]
         for row in reader:
             values = {k: (row.get(k) or "").strip() or None for k in _CSV_COLUMNS}
             try:
@@ -145,7 +149,10 @@ def _cross_check(cfg: AppConfig, people_locs: list[Loc]) -> Iterable[tuple[Loc, 
         if person.team and person.team not in teams:
             yield (*people_locs[i], "team"), f"unknown team {person.team!r}"
         if person.manager and person.manager not in emails:
-            yield (*people_locs[i], "manager"), f"unknown manager {person.manager!r} (not in the directory)"
+            yield (
+                (*people_locs[i], "manager"),
+                f"unknown manager {person.manager!r} (not in the directory)",
+            )
         if person.manager == person.email:
             yield (*people_locs[i], "manager"), "a person cannot be their own manager"
     # A manager chain must end somewhere: cycles would stall approval routing.
@@ -193,10 +200,15 @@ def _cross_check(cfg: AppConfig, people_locs: list[Loc]) -> Iterable[tuple[Loc, 
                 target = str(target).strip().lower()
                 if target.startswith("team:"):
                     if target[5:] not in teams:
-                        yield ("sources", name, "mappings", kind, ident), f"unknown team {target[5:]!r}"
+                        yield (
+                            ("sources", name, "mappings", kind, ident),
+                            f"unknown team {target[5:]!r}",
+                        )
                 elif target not in emails:
-                    yield ("sources", name, "mappings", kind, ident), (
-                        f"unknown person {target!r} (use an email from the directory or team:<key>)"
+                    yield (
+                        ("sources", name, "mappings", kind, ident),
+                        f"unknown person {target!r} "
+                        "(use an email from the directory or team:<key>)",
                     )
 
 
@@ -227,7 +239,9 @@ def load_config(path: Path | str | None = None) -> AppConfig:
         from_csv, csv_issues = _read_people_csv(csv_path)
         issues.extend(csv_issues)
         people.extend(from_csv)
-        people_locs.extend(("directory", "people_csv", f"row {i + 2}") for i in range(len(from_csv)))
+        people_locs.extend(
+            ("directory", "people_csv", f"row {i + 2}") for i in range(len(from_csv))
+        )
         cfg = cfg.model_copy(
             update={"directory": cfg.directory.model_copy(update={"people": people})}
         )

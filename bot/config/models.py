@@ -20,7 +20,15 @@ from bot.config.types import (
     TimeZoneName,
 )
 
-DEFAULT_CATEGORIES = ["agentic", "coding", "analysis", "writing", "summarization", "chat", "unknown"]
+DEFAULT_CATEGORIES = [
+    "agentic",
+    "coding",
+    "analysis",
+    "writing",
+    "summarization",
+    "chat",
+    "unknown",
+]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -166,7 +174,7 @@ class LiteLLMSource(SourceBase):
 
 class WebhookSource(Section):
     enabled: bool = True
-    token_env: str = "TOKENCOACH_INGEST_TOKEN"
+    token_env: str = "TOKENCOACH_INGEST_TOKEN"  # noqa: S105 (the variable's name, not a secret)
     max_body_mb: int = Field(64, ge=1, le=1024)
 
 

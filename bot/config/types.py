@@ -23,7 +23,9 @@ def _money(value: Any) -> Decimal:
     try:
         amount = Decimal(str(value).replace(",", "").lstrip("$").strip())
     except InvalidOperation:
-        raise ValueError(f"expected an amount in dollars, like 1500 or 12.50, got {value!r}") from None
+        raise ValueError(
+            f"expected an amount in dollars, like 1500 or 12.50, got {value!r}"
+        ) from None
     if not amount.is_finite() or amount < 0:
         raise ValueError("amount must be a non-negative number of dollars")
     if amount.as_tuple().exponent < -6:  # type: ignore[operator]
@@ -65,7 +67,9 @@ def _timezone(value: Any) -> str:
     try:
         ZoneInfo(str(value))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
+        ) from None
     return str(value)
 
 

@@ -20,16 +20,25 @@ from bot.runtime import Runtime
 from bot.store.tables import Chart
 
 COLORS = {
-    "agentic": "#2e7d32", "coding": "#66bb6a", "analysis": "#29b6f6", "writing": "#ab47bc",
-    "summarization": "#ffa726", "chat": "#ef5350", "unknown": "#9e9e9e", "other": "#78909c",
+    "agentic": "#2e7d32",
+    "coding": "#66bb6a",
+    "analysis": "#29b6f6",
+    "writing": "#ab47bc",
+    "summarization": "#ffa726",
+    "chat": "#ef5350",
+    "unknown": "#9e9e9e",
+    "other": "#78909c",
 }
 ORDER = ["agentic", "coding", "analysis", "writing", "summarization", "chat", "unknown", "other"]
 
 
 def spec(title: str, weeks: list[date], series: dict[str, list[int]]) -> dict[str, Any]:
     """What the chart shows, as JSON: week labels and micro-dollars per category."""
-    return {"title": title, "weeks": [w.isoformat() for w in weeks],
-            "series": {c: list(v) for c, v in series.items() if any(v)}}
+    return {
+        "title": title,
+        "weeks": [w.isoformat() for w in weeks],
+        "series": {c: list(v) for c, v in series.items() if any(v)},
+    }
 
 
 def render(chart: dict[str, Any]) -> tuple[bytes, int]:
@@ -45,8 +54,14 @@ def render(chart: dict[str, Any]) -> tuple[bytes, int]:
     for category in sorted(series, key=lambda c: ORDER.index(c) if c in ORDER else 99):
         # Plotting needs floats; money was summed exactly before it got here.
         heights = [v / 1_000_000 for v in series[category]]
-        ax.bar(positions, heights, bottom=bottom, label=category.capitalize(),
-               color=COLORS.get(category, "#607d8b"), width=0.7)
+        ax.bar(
+            positions,
+            heights,
+            bottom=bottom,
+            label=category.capitalize(),
+            color=COLORS.get(category, "#607d8b"),
+            width=0.7,
+        )
         bars += sum(1 for h in heights if h > 0)
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_xticks(positions, labels)

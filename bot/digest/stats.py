@@ -141,34 +141,52 @@ async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dic
     default = to_micros(rt.config.policy.default_cap_usd)
     teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
     caps: dict[int, int] = defaultdict(int)
-    rows = await s.execute(select(Person.team_id, Person.cap_micros).where(
-        Person.team_id.in_(team_ids), Person.active))
+    rows = await s.execute(
+        select(Person.team_id, Person.cap_micros).where(Person.team_id.in_(team_ids), Person.active)
+    )
     for team_id, cap in rows:
         team = teams[team_id]
-        caps[team_id] += cap if cap is not None else (
-            team.cap_micros if team.cap_micros is not None else default)
-    return {tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
-            for tid, t in teams.items()}
+        caps[team_id] += (
+            cap
+            if cap is not None
+            else (team.cap_micros if team.cap_micros is not None else default)
+        )
+    return {
+        tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
+        for tid, t in teams.items()
+    }
 
 
-async def team_month(rt: Runtime, s: AsyncSession, team_id: int,
-                     now: datetime | None = None) -> TeamMonth:
+async def team_month(
+    rt: Runtime, s: AsyncSession, team_id: int, now: datetime | None = None
+) -> TeamMonth:
     month = month_of(local_day(now or rt.now(), rt.tz))
     cats = rt.config.categories
     rows = await s.execute(
         select(UsageDaily.category, func.sum(UsageDaily.cost_micros))
-        .where(UsageDaily.team_id == team_id, UsageDaily.day >= month.first,
-               UsageDaily.day <= month.last)
-        .group_by(UsageDaily.category))
+        .where(
+            UsageDaily.team_id == team_id,
+            UsageDaily.day >= month.first,
+            UsageDaily.day <= month.last,
+        )
+        .group_by(UsageDaily.category)
+    )
     by_cat = {c: int(v or 0) for c, v in rows}
     active = await s.scalar(
-        select(func.count(func.distinct(UsageDaily.person_id)))
-        .where(UsageDaily.team_id == team_id, UsageDaily.day >= month.first,
-               UsageDaily.day <= month.last, UsageDaily.person_id != 0,
-               UsageDaily.cost_micros > 0))
+        select(func.count(func.distinct(UsageDaily.person_id))).where(
+            UsageDaily.team_id == team_id,
+            UsageDaily.day >= month.first,
+            UsageDaily.day <= month.last,
+            UsageDaily.person_id != 0,
+            UsageDaily.cost_micros > 0,
+        )
+    )
     return TeamMonth(
-        team_id=team_id, month=month, spent=sum(by_cat.values()),
-        budget=(await team_budgets(rt, s, [team_id]))[team_id], active_people=int(active or 0),
+        team_id=team_id,
+        month=month,
+        spent=sum(by_cat.values()),
+        budget=(await team_budgets(rt, s, [team_id]))[team_id],
+        active_people=int(active or 0),
         agentic=sum(v for c, v in by_cat.items() if c in cats.agentic),
         low_value=sum(v for c, v in by_cat.items() if c in cats.low_value),
     )
@@ -180,8 +198,15 @@ def _week_bucket(weeks: list[date]) -> Any:
     return case(*whens, else_=len(weeks) - 1)
 
 
-async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_day: date,
-                  now: datetime, with_members: bool = False) -> dict[int, TeamDigest]:
+async def compute(
+    rt: Runtime,
+    s: AsyncSession,
+    team_ids: list[int],
+    *,
+    digest_day: date,
+    now: datetime,
+    with_members: bool = False,
+) -> dict[int, TeamDigest]:
     """Digest figures for ``team_ids`` for the week before ``digest_day``."""
     if not team_ids:
         return {}
@@ -201,7 +226,8 @@ async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_d
     rows = await s.execute(
         select(UsageDaily.team_id, bucket, UsageDaily.category, func.sum(UsageDaily.cost_micros))
         .where(in_teams, UsageDaily.day >= first, UsageDaily.day <= last)
-        .group_by(UsageDaily.team_id, bucket, UsageDaily.category))
+        .group_by(UsageDaily.team_id, bucket, UsageDaily.category)
+    )
     for team_id, w, category, cost in rows:
         series[team_id].setdefault(category, [0] * n_weeks)[int(w)] += int(cost or 0)
 
@@ -215,7 +241,8 @@ async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_d
     rows = await s.execute(
         select(UsageDaily.team_id, in_month, recent, func.sum(UsageDaily.cost_micros))
         .where(in_teams, UsageDaily.day >= since, UsageDaily.day <= today)
-        .group_by(UsageDaily.team_id, in_month, recent))
+        .group_by(UsageDaily.team_id, in_month, recent)
+    )
     for team_id, is_month, is_recent, cost in rows:
         if is_month:
             mtd[team_id] += int(cost or 0)
@@ -223,25 +250,45 @@ async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_d
             last7[team_id] += int(cost or 0)
 
     # 3. People with usage in the week (the small-team privacy rule).
-    active = dict((await s.execute(
-        select(UsageDaily.team_id, func.count(func.distinct(UsageDaily.person_id)))
-        .where(in_teams, UsageDaily.day >= week_start, UsageDaily.day <= last,
-               UsageDaily.person_id != 0, UsageDaily.cost_micros > 0)
-        .group_by(UsageDaily.team_id))).all())
+    active = dict(
+        (
+            await s.execute(
+                select(UsageDaily.team_id, func.count(func.distinct(UsageDaily.person_id)))
+                .where(
+                    in_teams,
+                    UsageDaily.day >= week_start,
+                    UsageDaily.day <= last,
+                    UsageDaily.person_id != 0,
+                    UsageDaily.cost_micros > 0,
+                )
+                .group_by(UsageDaily.team_id)
+            )
+        ).all()
+    )
 
     # 4. Routing savings: routine, tool-free work on models with a cheaper sibling.
     routing: dict[int, Routing] = defaultdict(Routing)
     prices = PriceTable(cfg.pricing)
     rows = await s.execute(
-        select(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider, UsageDaily.model,
-               func.sum(UsageDaily.notool_cost_micros), func.sum(UsageDaily.notool_input_tokens),
-               func.sum(UsageDaily.notool_output_tokens),
-               func.sum(UsageDaily.notool_cache_read_tokens),
-               func.sum(UsageDaily.notool_cache_write_tokens))
-        .where(in_teams, UsageDaily.day >= week_start, UsageDaily.day <= last,
-               UsageDaily.category.in_(cfg.digests.routine_categories))
-        .group_by(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider,
-                  UsageDaily.model))
+        select(
+            UsageDaily.team_id,
+            UsageDaily.category,
+            UsageDaily.provider,
+            UsageDaily.model,
+            func.sum(UsageDaily.notool_cost_micros),
+            func.sum(UsageDaily.notool_input_tokens),
+            func.sum(UsageDaily.notool_output_tokens),
+            func.sum(UsageDaily.notool_cache_read_tokens),
+            func.sum(UsageDaily.notool_cache_write_tokens),
+        )
+        .where(
+            in_teams,
+            UsageDaily.day >= week_start,
+            UsageDaily.day <= last,
+            UsageDaily.category.in_(cfg.digests.routine_categories),
+        )
+        .group_by(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider, UsageDaily.model)
+    )
     for team_id, category, provider, model, cost, inp, out, cr, cw in rows:
         target = prices.cheaper_model(model)
         if not target or target == model.lower() or not cost:
@@ -257,8 +304,11 @@ async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_d
     # 5. Sandbox experiments and outcomes, tips.
     names = {}
     team_of: dict[int, int] = {}
-    for pid, name, tid in (await s.execute(select(Person.id, Person.name, Person.team_id).where(
-            Person.team_id.in_(team_ids)))).all():
+    for pid, name, tid in (
+        await s.execute(
+            select(Person.id, Person.name, Person.team_id).where(Person.team_id.in_(team_ids))
+        )
+    ).all():
         names[pid] = name
         team_of[pid] = tid
     experiments: dict[int, list[Experiment]] = defaultdict(list)
@@ -268,35 +318,59 @@ async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_d
         select(SandboxGrant, SandboxRequest.purpose)
         .join(SandboxRequest, SandboxRequest.id == SandboxGrant.request_id)
         .join(Person, Person.id == SandboxGrant.person_id)
-        .where(Person.team_id.in_(team_ids),
-               or_(and_(SandboxGrant.status == "active", SandboxGrant.ends_at > now),
-                   SandboxGrant.outcome_at >= week_from)))
+        .where(
+            Person.team_id.in_(team_ids),
+            or_(
+                and_(SandboxGrant.status == "active", SandboxGrant.ends_at > now),
+                SandboxGrant.outcome_at >= week_from,
+            ),
+        )
+    )
     for grant, purpose in rows:
         tid = team_of.get(grant.person_id)
         if tid is None:
             continue
         ends = as_utc(grant.ends_at)
         if grant.status == "active" and ends > now:
-            experiments[tid].append(Experiment(
-                grant.id, names.get(grant.person_id, "someone"), grant.person_id, purpose,
-                grant.amount_micros, max((ends - now).days, 0)))
+            experiments[tid].append(
+                Experiment(
+                    grant.id,
+                    names.get(grant.person_id, "someone"),
+                    grant.person_id,
+                    purpose,
+                    grant.amount_micros,
+                    max((ends - now).days, 0),
+                )
+            )
         if grant.outcome and grant.outcome_at and as_utc(grant.outcome_at) >= week_from:
             outcomes[tid].append((names.get(grant.person_id, "someone"), grant.outcome))
     tips: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     rows = await s.execute(
-        select(Person.team_id, func.count()).select_from(Nudge)
+        select(Person.team_id, func.count())
+        .select_from(Nudge)
         .join(Person, Person.id == Nudge.person_id)
-        .where(Person.team_id.in_(team_ids), Nudge.cohort == "nudged",
-               Nudge.created_at >= week_from, Nudge.created_at < now)
-        .group_by(Person.team_id))
+        .where(
+            Person.team_id.in_(team_ids),
+            Nudge.cohort == "nudged",
+            Nudge.created_at >= week_from,
+            Nudge.created_at < now,
+        )
+        .group_by(Person.team_id)
+    )
     for tid, n in rows:
         tips[tid]["sent"] = int(n)
     rows = await s.execute(
-        select(Person.team_id, TipEvent.event, func.count()).select_from(TipEvent)
+        select(Person.team_id, TipEvent.event, func.count())
+        .select_from(TipEvent)
         .join(Person, Person.id == TipEvent.person_id)
-        .where(Person.team_id.in_(team_ids), TipEvent.at >= week_from, TipEvent.at < now,
-               TipEvent.event.in_(("opened", "completed")))
-        .group_by(Person.team_id, TipEvent.event))
+        .where(
+            Person.team_id.in_(team_ids),
+            TipEvent.at >= week_from,
+            TipEvent.at < now,
+            TipEvent.event.in_(("opened", "completed")),
+        )
+        .group_by(Person.team_id, TipEvent.event)
+    )
     for tid, event, n in rows:
         tips[tid][event] = int(n)
 
@@ -316,53 +390,95 @@ async def compute(rt: Runtime, s: AsyncSession, team_ids: list[int], *, digest_d
             total = sum(v[i] for v in ser.values())
             trend.append(pct(sum(v[i] for c, v in ser.items() if c in agentic), total))
         out[tid] = TeamDigest(
-            team_id=tid, team_key=team.key, team_name=team.name, week_start=week_start,
-            week_end=last, weeks=weeks, series=ser, week_by_category=week,
-            prev_week_by_category=prev, agentic_trend=trend, month=month, mtd=mtd.get(tid, 0),
-            budget=budgets.get(tid, 0), last7=last7.get(tid, 0),
-            days_left=(month.last - today).days + 1, active_people=int(active.get(tid, 0)),
-            routing=routing.get(tid, Routing()), experiments=experiments.get(tid, []),
-            outcomes=outcomes.get(tid, []), tips_sent=tips[tid].get("sent", 0),
-            tips_opened=tips[tid].get("opened", 0), tips_finished=tips[tid].get("completed", 0),
+            team_id=tid,
+            team_key=team.key,
+            team_name=team.name,
+            week_start=week_start,
+            week_end=last,
+            weeks=weeks,
+            series=ser,
+            week_by_category=week,
+            prev_week_by_category=prev,
+            agentic_trend=trend,
+            month=month,
+            mtd=mtd.get(tid, 0),
+            budget=budgets.get(tid, 0),
+            last7=last7.get(tid, 0),
+            days_left=(month.last - today).days + 1,
+            active_people=int(active.get(tid, 0)),
+            routing=routing.get(tid, Routing()),
+            experiments=experiments.get(tid, []),
+            outcomes=outcomes.get(tid, []),
+            tips_sent=tips[tid].get("sent", 0),
+            tips_opened=tips[tid].get("opened", 0),
+            tips_finished=tips[tid].get("completed", 0),
         )
     if with_members:
         await _member_lines(rt, s, out, month, today)
     return out
 
 
-async def _member_lines(rt: Runtime, s: AsyncSession, digests: dict[int, TeamDigest],
-                        month: Month, today: date) -> None:
+async def _member_lines(
+    rt: Runtime, s: AsyncSession, digests: dict[int, TeamDigest], month: Month, today: date
+) -> None:
     """Per-person month-to-date lines (manager and admin digests only)."""
     team_ids = list(digests)
-    people = (await s.execute(select(Person.id, Person.name, Person.team_id, Person.cap_micros)
-                              .where(Person.team_id.in_(team_ids), Person.active))).all()
+    people = (
+        await s.execute(
+            select(Person.id, Person.name, Person.team_id, Person.cap_micros).where(
+                Person.team_id.in_(team_ids), Person.active
+            )
+        )
+    ).all()
     spend: dict[int, int] = defaultdict(int)
     agentic: dict[int, int] = defaultdict(int)
     rows = await s.execute(
         select(UsageDaily.person_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
-        .where(UsageDaily.team_id.in_(team_ids), UsageDaily.day >= month.first,
-               UsageDaily.day <= today)
-        .group_by(UsageDaily.person_id, UsageDaily.category))
+        .where(
+            UsageDaily.team_id.in_(team_ids), UsageDaily.day >= month.first, UsageDaily.day <= today
+        )
+        .group_by(UsageDaily.person_id, UsageDaily.category)
+    )
     agentic_cats = set(rt.config.categories.agentic)
     for pid, category, cost in rows:
         spend[pid] += int(cost or 0)
         if category in agentic_cats:
             agentic[pid] += int(cost or 0)
-    open_requests = dict((await s.execute(
-        select(SandboxRequest.person_id, func.count()).where(SandboxRequest.status == "pending")
-        .group_by(SandboxRequest.person_id))).all())
-    granted = dict((await s.execute(
-        select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
-        .where(SandboxGrant.status == "active", SandboxGrant.ends_at > rt.now())
-        .group_by(SandboxGrant.person_id))).all())
-    team_caps = dict((await s.execute(select(Team.id, Team.cap_micros).where(
-        Team.id.in_(team_ids)))).all())
+    open_requests = dict(
+        (
+            await s.execute(
+                select(SandboxRequest.person_id, func.count())
+                .where(SandboxRequest.status == "pending")
+                .group_by(SandboxRequest.person_id)
+            )
+        ).all()
+    )
+    granted = dict(
+        (
+            await s.execute(
+                select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
+                .where(SandboxGrant.status == "active", SandboxGrant.ends_at > rt.now())
+                .group_by(SandboxGrant.person_id)
+            )
+        ).all()
+    )
+    team_caps = dict(
+        (await s.execute(select(Team.id, Team.cap_micros).where(Team.id.in_(team_ids)))).all()
+    )
     default = to_micros(rt.config.policy.default_cap_usd)
     for pid, name, tid, cap in people:
         team_cap = team_caps.get(tid)
         base = cap if cap is not None else (team_cap if team_cap is not None else default)
         limit = base + int(granted.get(pid) or 0)
-        digests[tid].members.append(PersonLine(pid, name, spend.get(pid, 0), limit,
-                                               agentic.get(pid, 0), int(open_requests.get(pid, 0))))
+        digests[tid].members.append(
+            PersonLine(
+                pid,
+                name,
+                spend.get(pid, 0),
+                limit,
+                agentic.get(pid, 0),
+                int(open_requests.get(pid, 0)),
+            )
+        )
     for digest in digests.values():
         digest.members.sort(key=lambda p: -p.spent)

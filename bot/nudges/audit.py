@@ -45,9 +45,11 @@ async def audit_usage(rt: Runtime, *, since: date, team: str | None = None) -> A
     cfg = rt.config
     until = local_day(rt.now(), rt.tz)
     async with rt.db.reader() as s:
-        q = (select(UsageDaily.team_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
-             .where(UsageDaily.day >= since, UsageDaily.day <= until)
-             .group_by(UsageDaily.team_id, UsageDaily.category))
+        q = (
+            select(UsageDaily.team_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
+            .where(UsageDaily.day >= since, UsageDaily.day <= until)
+            .group_by(UsageDaily.team_id, UsageDaily.category)
+        )
         teams = {t.id: t for t in (await s.scalars(select(Team))).all()}
         wanted = {tid for tid, t in teams.items() if team is None or t.key == team}
         audits: dict[int, TeamAudit] = {}
@@ -57,15 +59,18 @@ async def audit_usage(rt: Runtime, *, since: date, team: str | None = None) -> A
             if tid not in wanted and not (team is None and tid == 0):
                 continue
             t = teams.get(tid)
-            audit = audits.setdefault(tid, TeamAudit(t.key if t else "-", t.name if t
-                                                     else "No team (unattributed)"))
+            audit = audits.setdefault(
+                tid, TeamAudit(t.key if t else "-", t.name if t else "No team (unattributed)")
+            )
             audit.spend += cost
             audit.by_category[category] = audit.by_category.get(category, 0) + cost
             org.spend += cost
             org.by_category[category] = org.by_category.get(category, 0) + cost
         shares = await trailing(s, end=until, days=cfg.nudges.window_days)
-        people = {p.id: p for p in (await s.scalars(select(Person).where(
-            Person.id.in_(list(shares))))).all()}
+        people = {
+            p.id: p
+            for p in (await s.scalars(select(Person).where(Person.id.in_(list(shares))))).all()
+        }
         effect = await holdout_effect(s, cfg, rt.now(), rt.tz)
     threshold = int(cfg.nudges.low_value_threshold * 100)
     minimum = to_micros(cfg.nudges.min_spend_usd)
@@ -81,5 +86,3 @@ async def audit_usage(rt: Runtime, *, since: date, team: str | None = None) -> A
     stuck.sort(key=lambda x: (-x[3], -x[2]))
     ordered = sorted(audits.values(), key=lambda a: -a.spend)
     return AuditReport(since, until, ordered, org, stuck, effect, list(cfg.categories.names))
-
-

@@ -48,21 +48,28 @@ class Effect:
 
     def sentence(self) -> str:
         n, h = self.nudged, self.holdout
-        text = (f"Nudged people ({n.people}): agentic share {n.before_bp / 100:.0f}% → "
-                f"{n.after_bp / 100:.0f}% ({n.change_pts:+.1f} pts); holdout ({h.people}): "
-                f"{h.before_bp / 100:.0f}% → {h.after_bp / 100:.0f}% ({h.change_pts:+.1f} pts). "
-                f"Effect of the tips: {self.effect_pts:+.1f} pts.")
+        text = (
+            f"Nudged people ({n.people}): agentic share {n.before_bp / 100:.0f}% → "
+            f"{n.after_bp / 100:.0f}% ({n.change_pts:+.1f} pts); holdout ({h.people}): "
+            f"{h.before_bp / 100:.0f}% → {h.after_bp / 100:.0f}% ({h.change_pts:+.1f} pts). "
+            f"Effect of the tips: {self.effect_pts:+.1f} pts."
+        )
         if not self.conclusive:
             text += f" (Fewer than {MIN_PEOPLE} people per group: too early to conclude.)"
         return text
 
 
-async def holdout_effect(s: AsyncSession, config: AppConfig, now: datetime,
-                         tz: str) -> Effect | None:
+async def holdout_effect(
+    s: AsyncSession, config: AppConfig, now: datetime, tz: str
+) -> Effect | None:
     window = config.nudges.window_days
-    rows = (await s.execute(select(Nudge.person_id, Nudge.cohort, Nudge.agentic_share_bp,
-                                   Nudge.created_at)
-                            .where(Nudge.created_at <= now - timedelta(days=window)))).all()
+    rows = (
+        await s.execute(
+            select(Nudge.person_id, Nudge.cohort, Nudge.agentic_share_bp, Nudge.created_at).where(
+                Nudge.created_at <= now - timedelta(days=window)
+            )
+        )
+    ).all()
     if not rows:
         return None
     by_day: dict = defaultdict(list)  # type: ignore[type-arg]
@@ -70,8 +77,12 @@ async def holdout_effect(s: AsyncSession, config: AppConfig, now: datetime,
         by_day[local_day(created, tz)].append((pid, cohort, before))
     sums: dict[str, list[int]] = {"nudged": [0, 0, 0], "holdout": [0, 0, 0]}
     for day, items in by_day.items():
-        after = await trailing(s, end=day + timedelta(days=window), days=window,
-                               person_ids=[pid for pid, _, _ in items])
+        after = await trailing(
+            s,
+            end=day + timedelta(days=window),
+            days=window,
+            person_ids=[pid for pid, _, _ in items],
+        )
         for pid, cohort, before in items:
             share = after.get(pid)
             acc = sums[cohort]

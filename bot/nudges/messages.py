@@ -35,35 +35,75 @@ def in_holdout(person_id: int, on: date, share: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < share
 
 
-def tip(*, first: str, category: str, low_share: int, spend: int, tutorial: Tutorial,
-        nudge_id: int, variant: int, sandbox: bool) -> Reply:
+def tip(
+    *,
+    first: str,
+    category: str,
+    low_share: int,
+    spend: int,
+    tutorial: Tutorial,
+    nudge_id: int,
+    variant: int,
+    sandbox: bool,
+) -> Reply:
     words = CATEGORY_WORDS.get(category, category)
     text = TIP_TEMPLATES[variant % len(TIP_TEMPLATES)].format(
-        first=first, low=low_share, spend=fmt_usd(spend, cents=False), words=words,
-        title=tutorial.title, minutes=tutorial.minutes or 20)
+        first=first,
+        low=low_share,
+        spend=fmt_usd(spend, cents=False),
+        words=words,
+        title=tutorial.title,
+        minutes=tutorial.minutes or 20,
+    )
     blocks: list[Block] = [Text(text=text)]
     if tutorial.summary:
         blocks.append(Context(text=tutorial.summary))
-    blocks.append(Actions(buttons=[
-        Button(label="Open tutorial", action="tips.open", value=f"{tutorial.id}|{nudge_id}",
-               url=tutorial.url, style="primary"),
-        Button(label="Not now", action="tips.not_now", value=f"{tutorial.id}|{nudge_id}"),
-        Button(label="Stop these tips", action="tips.stop", value=str(nudge_id)),
-    ]))
+    blocks.append(
+        Actions(
+            buttons=[
+                Button(
+                    label="Open tutorial",
+                    action="tips.open",
+                    value=f"{tutorial.id}|{nudge_id}",
+                    url=tutorial.url,
+                    style="primary",
+                ),
+                Button(label="Not now", action="tips.not_now", value=f"{tutorial.id}|{nudge_id}"),
+                Button(label="Stop these tips", action="tips.stop", value=str(nudge_id)),
+            ]
+        )
+    )
     if sandbox:
-        blocks.append(Context(text="Want room to experiment? `/tokens sandbox` asks your "
-                                   "manager for a sandbox budget."))
+        blocks.append(
+            Context(
+                text="Want room to experiment? `/tokens sandbox` asks your "
+                "manager for a sandbox budget."
+            )
+        )
     return Reply(text=f"A tip for your AI work: {tutorial.title}", blocks=blocks)
 
 
-def alert(*, basis: str, threshold: int, spent: int, limit: int, month: str,
-          cap_day: date | None, low_share: int, low_words: str | None,
-          tutorial: Tutorial | None, sandbox: bool) -> Reply:
+def alert(
+    *,
+    basis: str,
+    threshold: int,
+    spent: int,
+    limit: int,
+    month: str,
+    cap_day: date | None,
+    low_share: int,
+    low_words: str | None,
+    tutorial: Tutorial | None,
+    sandbox: bool,
+) -> Reply:
     if basis == "forecast":
         head = "You're on pace to reach your AI budget"
-        body = (f"At your current pace you'll reach your {month} limit of {fmt_usd(limit)} on "
-                f"**{cap_day:%b %-d}**" if cap_day else
-                f"At your current pace you'll pass your {month} limit of {fmt_usd(limit)}")
+        body = (
+            f"At your current pace you'll reach your {month} limit of {fmt_usd(limit)} on "
+            f"**{cap_day:%b %-d}**"
+            if cap_day
+            else f"At your current pace you'll pass your {month} limit of {fmt_usd(limit)}"
+        )
         body += f" (so far {fmt_usd(spent)})."
     elif threshold >= 100:
         head = "You've reached your AI budget for the month"
@@ -74,19 +114,35 @@ def alert(*, basis: str, threshold: int, spent: int, limit: int, month: str,
     blocks: list[Block] = [Header(text=head), Text(text=body)]
     buttons: list[Button] = []
     if low_words and low_share >= 50:
-        blocks.append(Text(text=f"Most of it ({low_share}%) is {low_words}: routing that to a "
-                                "smaller model, or handing it to an agent, stretches the "
-                                "budget further."))
+        blocks.append(
+            Text(
+                text=f"Most of it ({low_share}%) is {low_words}: routing that to a "
+                "smaller model, or handing it to an agent, stretches the "
+                "budget further."
+            )
+        )
         if tutorial:
-            buttons.append(Button(label="Open tutorial", action="tips.open", value=tutorial.id,
-                                  url=tutorial.url))
+            buttons.append(
+                Button(
+                    label="Open tutorial", action="tips.open", value=tutorial.id, url=tutorial.url
+                )
+            )
     if sandbox and (threshold >= 80 or basis == "forecast"):
-        blocks.append(Text(text="Working on an experiment that needs more? Ask for a sandbox "
-                                "budget — your manager decides, usually the same day."))
-        buttons.insert(0, Button(label="Request sandbox budget", action="sandbox.open_form",
-                                 style="primary"))
+        blocks.append(
+            Text(
+                text="Working on an experiment that needs more? Ask for a sandbox "
+                "budget — your manager decides, usually the same day."
+            )
+        )
+        buttons.insert(
+            0, Button(label="Request sandbox budget", action="sandbox.open_form", style="primary")
+        )
     if buttons:
         blocks.append(Actions(buttons=buttons))
-    blocks.append(Context(text="You get each of these at most once a month. `/tokens` shows "
-                               "your balance any time."))
+    blocks.append(
+        Context(
+            text="You get each of these at most once a month. `/tokens` shows "
+            "your balance any time."
+        )
+    )
     return Reply(text=head, blocks=blocks)

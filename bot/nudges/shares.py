@@ -24,8 +24,7 @@ class Shares:
     prev_by_category: dict[str, int] = field(default_factory=dict)
 
     def _share(self, cats: list[str], prev: bool = False) -> int:
-        data, total = (self.prev_by_category, self.prev) if prev else (self.by_category,
-                                                                        self.spend)
+        data, total = (self.prev_by_category, self.prev) if prev else (self.by_category, self.spend)
         return pct(sum(v for c, v in data.items() if c in cats), total)
 
     def low_value(self, cfg: AppConfig) -> int:
@@ -42,20 +41,26 @@ class Shares:
 
     def basis_points(self, cats: list[str]) -> int:
         total = self.spend
-        return 0 if total <= 0 else (sum(v for c, v in self.by_category.items() if c in cats)
-                                     * 10_000 + total // 2) // total
+        return (
+            0
+            if total <= 0
+            else (sum(v for c, v in self.by_category.items() if c in cats) * 10_000 + total // 2)
+            // total
+        )
 
 
-async def trailing(s: AsyncSession, *, end: date, days: int,
-                   person_ids: list[int] | None = None) -> dict[int, Shares]:
+async def trailing(
+    s: AsyncSession, *, end: date, days: int, person_ids: list[int] | None = None
+) -> dict[int, Shares]:
     """Spend by category per person for (end - days, end] and the window before it."""
     start = end - timedelta(days=days)
     prev_start = start - timedelta(days=days)
     recent = case((UsageDaily.day > start, 1), else_=0).label("recent")
-    q = (select(UsageDaily.person_id, recent, UsageDaily.category,
-                func.sum(UsageDaily.cost_micros))
-         .where(UsageDaily.person_id != 0, UsageDaily.day > prev_start, UsageDaily.day <= end)
-         .group_by(UsageDaily.person_id, recent, UsageDaily.category))
+    q = (
+        select(UsageDaily.person_id, recent, UsageDaily.category, func.sum(UsageDaily.cost_micros))
+        .where(UsageDaily.person_id != 0, UsageDaily.day > prev_start, UsageDaily.day <= end)
+        .group_by(UsageDaily.person_id, recent, UsageDaily.category)
+    )
     if person_ids is not None:
         q = q.where(UsageDaily.person_id.in_(person_ids))
     out: dict[int, Shares] = defaultdict(Shares)

@@ -68,7 +68,8 @@ async def where(rt: Runtime, body: dict[str, Any]) -> Where:
     if conversation == f"dm:{viewer.id}":
         return Where(viewer, conversation)
     if conversation.startswith("team:") and conversation in {
-            c.conversation for c in await store.channels(rt)}:
+        c.conversation for c in await store.channels(rt)
+    }:
         return Where(viewer, conversation)
     raise Refused("you can only read your own DM and the team channels", 403)
 
@@ -76,8 +77,12 @@ async def where(rt: Runtime, body: dict[str, Any]) -> Where:
 async def actor_for(rt: Runtime, w: Where) -> Actor:
     async with rt.db.reader() as s:
         person = await person_by_id(s, w.viewer.id)
-    return Actor(person=person, platform="playground", platform_user_id=str(w.viewer.id),
-                 in_channel=w.in_channel)
+    return Actor(
+        person=person,
+        platform="playground",
+        platform_user_id=str(w.viewer.id),
+        in_channel=w.in_channel,
+    )
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -99,8 +104,9 @@ def _time_label(rt: Runtime, at: datetime, tz: str | None) -> str:
     return as_utc(at).astimezone(ZoneInfo(tz or rt.tz)).strftime("%b %-d, %H:%M")
 
 
-def _message_html(rt: Runtime, row: PlaygroundMessage, names: dict[int, str],
-                  tz: str | None) -> str:
+def _message_html(
+    rt: Runtime, row: PlaygroundMessage, names: dict[int, str], tz: str | None
+) -> str:
     is_bot = row.author == "bot"
     reply = Reply.from_json(row.payload)
     if is_bot:
@@ -110,10 +116,15 @@ def _message_html(rt: Runtime, row: PlaygroundMessage, names: dict[int, str],
         author = names.get(_author_id(row) or 0, "someone")
         body = render.user_text_html(reply.text)
     view = render.MessageView(
-        id=int(row.id), etag=etag(row), author=author, is_bot=is_bot,
+        id=int(row.id),
+        etag=etag(row),
+        author=author,
+        is_bot=is_bot,
         private=row.visible_to is not None,
         time=_time_label(rt, row.created_at, tz),
-        edited=as_utc(row.updated_at) != as_utc(row.created_at), body=body)
+        edited=as_utc(row.updated_at) != as_utc(row.created_at),
+        body=body,
+    )
     return render.message_html(view)
 
 
@@ -125,9 +136,14 @@ async def read(rt: Runtime, w: Where, known: dict[str, str]) -> dict[str, Any]:
     convs = [f"dm:{w.viewer.id}"] + [c.conversation for c in await store.channels(rt)]
     return {
         "ids": [int(row.id) for row in rows],
-        "messages": [{"id": int(row.id), "etag": etag(row),
-                      "html": _message_html(rt, row, names, w.viewer.timezone)}
-                     for row in changed],
+        "messages": [
+            {
+                "id": int(row.id),
+                "etag": etag(row),
+                "html": _message_html(rt, row, names, w.viewer.timezone),
+            }
+            for row in changed
+        ],
         "latest": await store.latest_ids(rt, convs, w.viewer.id),
     }
 
@@ -168,19 +184,24 @@ async def _chat(rt: Runtime, w: Where, text: str) -> dict[str, Any]:
     other_command = text.startswith("/")
     await _typed(rt, w, text, private=other_command)
     if other_command:
-        await _private(rt, w, Reply(text="Only `/tokens …` commands work here. "
-                                         "Try `/tokens help`."))
+        await _private(
+            rt, w, Reply(text="Only `/tokens …` commands work here. Try `/tokens help`.")
+        )
     return {"ok": True}
 
 
 async def _typed(rt: Runtime, w: Where, text: str, *, private: bool) -> int:
-    return await store.post(rt, w.conversation, author=f"person:{w.viewer.id}",
-                            reply=Reply(text=text), visible_to=w.viewer.id if private else None)
+    return await store.post(
+        rt,
+        w.conversation,
+        author=f"person:{w.viewer.id}",
+        reply=Reply(text=text),
+        visible_to=w.viewer.id if private else None,
+    )
 
 
 async def _private(rt: Runtime, w: Where, reply: Reply) -> int:
-    return await store.post(rt, w.conversation, author="bot", reply=reply,
-                            visible_to=w.viewer.id)
+    return await store.post(rt, w.conversation, author="bot", reply=reply, visible_to=w.viewer.id)
 
 
 def _form_values(raw: Any) -> dict[str, str] | None:
@@ -188,8 +209,9 @@ def _form_values(raw: Any) -> dict[str, str] | None:
         return None
     if not isinstance(raw, dict):
         raise Refused("form values must be an object")
-    return {str(k)[:100]: str(v)[:MAX_FIELD] for k, v in raw.items()
-            if isinstance(v, str | int | float)}
+    return {
+        str(k)[:100]: str(v)[:MAX_FIELD] for k, v in raw.items() if isinstance(v, str | int | float)
+    }
 
 
 async def act(rt: Runtime, w: Where, body: dict[str, Any]) -> dict[str, Any]:
@@ -206,13 +228,15 @@ async def act(rt: Runtime, w: Where, body: dict[str, Any]) -> dict[str, Any]:
         row = await store.visible_message(rt, message_id, w.conversation, w.viewer.id)
         if row is None:
             raise Refused("that message is not in this conversation", 404)
-    result = await handle_action(Ctx(rt, await actor_for(rt, w)), action, value,
-                                 _form_values(body.get("form")))
+    result = await handle_action(
+        Ctx(rt, await actor_for(rt, w)), action, value, _form_values(body.get("form"))
+    )
     return await apply_result(rt, w, result, row.id if row else None)
 
 
-async def apply_result(rt: Runtime, w: Where, result: ActionResult,
-                       message_id: int | None) -> dict[str, Any]:
+async def apply_result(
+    rt: Runtime, w: Where, result: ActionResult, message_id: int | None
+) -> dict[str, Any]:
     if result.errors:
         return {"ok": False, "errors": dict(result.errors)}
     if result.update is not None:
@@ -234,20 +258,35 @@ async def apply_result(rt: Runtime, w: Where, result: ActionResult,
 async def directory(rt: Runtime) -> dict[str, Any]:
     people = await store.members(rt)
     chans = await store.channels(rt)
-    teams = [{"id": c.team_id, "key": c.key, "name": c.name, "conversation": c.conversation,
-              "people": [_person(m) for m in _ordered(people, c.team_id)]} for c in chans]
+    teams = [
+        {
+            "id": c.team_id,
+            "key": c.key,
+            "name": c.name,
+            "conversation": c.conversation,
+            "people": [_person(m) for m in _ordered(people, c.team_id)],
+        }
+        for c in chans
+    ]
     no_team = [_person(m) for m in _ordered(people, None)]
     if no_team:
-        teams.append({"id": None, "key": "", "name": "No team", "conversation": None,
-                      "people": no_team})
-    return {"org": rt.config.org.name, "teams": teams, "clock": clock(rt),
-            "suggestion": _suggestion(people)}
+        teams.append(
+            {"id": None, "key": "", "name": "No team", "conversation": None, "people": no_team}
+        )
+    return {
+        "org": rt.config.org.name,
+        "teams": teams,
+        "clock": clock(rt),
+        "suggestion": _suggestion(people),
+    }
 
 
 def _ordered(people: list[Member], team_id: int | None) -> list[Member]:
     # Managers and admins first: they are who you switch to for approvals.
-    return sorted((m for m in people if m.team_id == team_id),
-                  key=lambda m: (m.roles == ("employee",), m.name))
+    return sorted(
+        (m for m in people if m.team_id == team_id),
+        key=lambda m: (m.roles == ("employee",), m.name),
+    )
 
 
 def _person(m: Member) -> dict[str, Any]:
@@ -267,14 +306,23 @@ def _suggestion(people: list[Member]) -> dict[str, Any] | None:
 def clock(rt: Runtime) -> dict[str, str]:
     now = rt.now()
     local = as_utc(now).astimezone(ZoneInfo(rt.tz))
-    return {"iso": as_utc(now).isoformat(), "label": local.strftime("%a %b %-d %Y, %H:%M"),
-            "local": local.strftime("%Y-%m-%dT%H:%M"), "tz": rt.tz}
+    return {
+        "iso": as_utc(now).isoformat(),
+        "label": local.strftime("%a %b %-d %Y, %H:%M"),
+        "local": local.strftime("%Y-%m-%dT%H:%M"),
+        "tz": rt.tz,
+    }
 
 
 def _outcome(o: RunOutcome) -> dict[str, Any]:
     detail = o.error if not o.ok else json.dumps(o.result or {}, default=str, sort_keys=True)
-    return {"job": o.job, "period": o.period, "ok": o.ok, "late": o.late,
-            "detail": (detail or "")[:300]}
+    return {
+        "job": o.job,
+        "period": o.period,
+        "ok": o.ok,
+        "late": o.late,
+        "detail": (detail or "")[:300],
+    }
 
 
 async def run_jobs(rt: Runtime, at_text: str | None) -> dict[str, Any]:
@@ -289,6 +337,10 @@ async def run_jobs(rt: Runtime, at_text: str | None) -> dict[str, Any]:
     frozen = rt.frozen_at(at or rt.now())
     outcomes = await run_due(frozen)
     stats = await drain(frozen)
-    return {"clock": clock(frozen), "as_if": at is not None,
-            "ran": [_outcome(o) for o in outcomes if o.ran],
-            "delivered": stats.sent, "failed": stats.failed + stats.unreachable}
+    return {
+        "clock": clock(frozen),
+        "as_if": at is not None,
+        "ran": [_outcome(o) for o in outcomes if o.ran],
+        "delivered": stats.sent,
+        "failed": stats.failed + stats.unreachable,
+    }

@@ -25,8 +25,13 @@ class PlaygroundDeliverer:
         now = self.rt.now()
         async with self.rt.db.session() as s:
             row = PlaygroundMessage(
-                conversation=conversation_for(msg), author="bot", visible_to=None,
-                payload=reply.to_json(), outbox_id=msg.id, created_at=now, updated_at=now,
+                conversation=conversation_for(msg),
+                author="bot",
+                visible_to=None,
+                payload=reply.to_json(),
+                outbox_id=msg.id,
+                created_at=now,
+                updated_at=now,
             )
             s.add(row)
             await s.flush()
@@ -46,7 +51,8 @@ class PlaygroundDeliverer:
 
         async with self.rt.db.reader() as s:
             found = await s.scalar(
-                select(PlaygroundMessage.id).where(PlaygroundMessage.outbox_id == msg.id))
+                select(PlaygroundMessage.id).where(PlaygroundMessage.outbox_id == msg.id)
+            )
         return {"message_id": found} if found else None
 
     async def close(self) -> None:

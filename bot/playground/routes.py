@@ -30,10 +30,16 @@ FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 MAX_BODY = 64 * 1024
 # Nothing inline, nothing from elsewhere (tutorial links open in a new tab; that is
 # navigation, which this does not restrict). https: images allow Image(url=…).
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -71,8 +77,9 @@ def guarded(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         reason = refusal(request)
         if reason:
-            log.warning("playground request refused", extra={"reason": reason,
-                                                             "remote": request.remote})
+            log.warning(
+                "playground request refused", extra={"reason": reason, "remote": request.remote}
+            )
             return web.json_response({"error": reason}, status=403, headers=HEADERS)
         response = await handler(request)
         response.headers.update(HEADERS)
@@ -100,9 +107,11 @@ def _json(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
 
 
-def json_api(rt: Runtime, fn: Callable[[Runtime, dict[str, Any]], Awaitable[dict[str, Any]]]
-             ) -> Handler:
+def json_api(
+    rt: Runtime, fn: Callable[[Runtime, dict[str, Any]], Awaitable[dict[str, Any]]]
+) -> Handler:
     """A POST endpoint: JSON in, JSON out, refusals as {"error": …} with their status."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
             return _json(await fn(rt, await _body(request)))
@@ -116,8 +125,7 @@ async def _messages(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
     known = body.get("known") or {}
     if not isinstance(known, dict):
         raise api.Refused("known must be an object")
-    return await api.read(rt, await api.where(rt, body), {str(k): str(v)
-                                                          for k, v in known.items()})
+    return await api.read(rt, await api.where(rt, body), {str(k): str(v) for k, v in known.items()})
 
 
 async def _send(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
@@ -135,15 +143,22 @@ async def _run_due(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
 
 def mount(app: web.Application, rt: Runtime) -> None:
     async def index(_request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "index.html", headers={
-            "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"})
+        return web.FileResponse(
+            STATIC / "index.html",
+            headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"},
+        )
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         if name not in STATIC_TYPES:
             raise web.HTTPNotFound()
-        return web.FileResponse(STATIC / name, headers={
-            "Content-Type": f"{STATIC_TYPES[name]}; charset=utf-8", "Cache-Control": "no-cache"})
+        return web.FileResponse(
+            STATIC / name,
+            headers={
+                "Content-Type": f"{STATIC_TYPES[name]}; charset=utf-8",
+                "Cache-Control": "no-cache",
+            },
+        )
 
     async def directory(_request: web.Request) -> web.StreamResponse:
         return _json(await api.directory(rt))

@@ -31,8 +31,15 @@ class Member:
 
 def _member(p: Person, is_manager: bool) -> Member:
     roles = tuple(r for r, on in (("admin", p.is_admin), ("manager", is_manager)) if on)
-    return Member(id=p.id, name=p.name, email=p.email, team_id=p.team_id,
-                  roles=roles or ("employee",), manager_id=p.manager_id, timezone=p.timezone)
+    return Member(
+        id=p.id,
+        name=p.name,
+        email=p.email,
+        team_id=p.team_id,
+        roles=roles or ("employee",),
+        manager_id=p.manager_id,
+        timezone=p.timezone,
+    )
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,7 @@ class Channel:
 
 async def members(rt: Runtime) -> list[Member]:
     async with rt.db.reader() as s:
-        people = (await s.scalars(select(Person).where(Person.active)
-                                  .order_by(Person.name))).all()
+        people = (await s.scalars(select(Person).where(Person.active).order_by(Person.name))).all()
     managers = {p.manager_id for p in people if p.manager_id}
     return [_member(p, p.id in managers) for p in people]
 
@@ -65,8 +71,9 @@ async def member(rt: Runtime, person_id: int) -> Member | None:
         p = await s.get(Person, person_id)
         if p is None or not p.active:
             return None
-        reports = await s.scalar(select(Person.id).where(Person.manager_id == p.id,
-                                                         Person.active).limit(1))
+        reports = await s.scalar(
+            select(Person.id).where(Person.manager_id == p.id, Person.active).limit(1)
+        )
     return _member(p, reports is not None)
 
 
@@ -74,16 +81,24 @@ async def names(rt: Runtime, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     async with rt.db.reader() as s:
-        return dict((await s.execute(select(Person.id, Person.name)
-                                     .where(Person.id.in_(ids)))).all())
+        return dict(
+            (await s.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))).all()
+        )
 
 
-async def post(rt: Runtime, conversation: str, *, author: str, reply: Reply,
-               visible_to: int | None) -> int:
+async def post(
+    rt: Runtime, conversation: str, *, author: str, reply: Reply, visible_to: int | None
+) -> int:
     now = rt.now()
     async with rt.db.session() as s:
-        row = PlaygroundMessage(conversation=conversation, author=author, visible_to=visible_to,
-                                payload=reply.to_json(), created_at=now, updated_at=now)
+        row = PlaygroundMessage(
+            conversation=conversation,
+            author=author,
+            visible_to=visible_to,
+            payload=reply.to_json(),
+            created_at=now,
+            updated_at=now,
+        )
         s.add(row)
         await s.flush()
         return int(row.id)
@@ -95,32 +110,47 @@ def _visible(viewer: int) -> Any:
 
 async def visible_messages(rt: Runtime, conversation: str, viewer: int) -> list[PlaygroundMessage]:
     async with rt.db.reader() as s:
-        rows = (await s.scalars(
-            select(PlaygroundMessage)
-            .where(PlaygroundMessage.conversation == conversation, _visible(viewer))
-            .order_by(PlaygroundMessage.id.desc()).limit(HISTORY))).all()
+        rows = (
+            await s.scalars(
+                select(PlaygroundMessage)
+                .where(PlaygroundMessage.conversation == conversation, _visible(viewer))
+                .order_by(PlaygroundMessage.id.desc())
+                .limit(HISTORY)
+            )
+        ).all()
     return list(reversed(rows))
 
 
-async def visible_message(rt: Runtime, message_id: int, conversation: str,
-                          viewer: int) -> PlaygroundMessage | None:
+async def visible_message(
+    rt: Runtime, message_id: int, conversation: str, viewer: int
+) -> PlaygroundMessage | None:
     async with rt.db.reader() as s:
-        return await s.scalar(select(PlaygroundMessage).where(
-            PlaygroundMessage.id == message_id, PlaygroundMessage.conversation == conversation,
-            _visible(viewer)))
+        return await s.scalar(
+            select(PlaygroundMessage).where(
+                PlaygroundMessage.id == message_id,
+                PlaygroundMessage.conversation == conversation,
+                _visible(viewer),
+            )
+        )
 
 
 async def replace(rt: Runtime, message_id: int, reply: Reply) -> None:
     async with rt.db.session() as s:
-        await s.execute(update(PlaygroundMessage).where(PlaygroundMessage.id == message_id)
-                        .values(payload=reply.to_json(), updated_at=rt.now()))
+        await s.execute(
+            update(PlaygroundMessage)
+            .where(PlaygroundMessage.id == message_id)
+            .values(payload=reply.to_json(), updated_at=rt.now())
+        )
 
 
 async def latest_ids(rt: Runtime, conversations: list[str], viewer: int) -> dict[str, int]:
     """The newest message id per conversation, as ``viewer`` sees it (for unread dots)."""
     async with rt.db.reader() as s:
-        rows = (await s.execute(
-            select(PlaygroundMessage.conversation, func.max(PlaygroundMessage.id))
-            .where(PlaygroundMessage.conversation.in_(conversations), _visible(viewer))
-            .group_by(PlaygroundMessage.conversation))).all()
+        rows = (
+            await s.execute(
+                select(PlaygroundMessage.conversation, func.max(PlaygroundMessage.id))
+                .where(PlaygroundMessage.conversation.in_(conversations), _visible(viewer))
+                .group_by(PlaygroundMessage.conversation)
+            )
+        ).all()
     return {conv: int(top) for conv, top in rows if top is not None}

@@ -36,8 +36,16 @@ async def claim(
     async with db.session() as s:
         stmt = (
             _insert(db)
-            .values(job=job, period=period, status="running", owner=OWNER, claimed_at=now,
-                    lease_until=now + lease, attempts=1, late=late)
+            .values(
+                job=job,
+                period=period,
+                status="running",
+                owner=OWNER,
+                claimed_at=now,
+                lease_until=now + lease,
+                attempts=1,
+                late=late,
+            )
             .on_conflict_do_nothing(index_elements=["job", "period"])
         )
         if (await s.execute(stmt)).rowcount == 1:
@@ -54,8 +62,14 @@ async def claim(
                     and_(JobClaim.status == "failed", JobClaim.finished_at < now - RETRY_BACKOFF),
                 ),
             )
-            .values(status="running", owner=OWNER, claimed_at=now, lease_until=now + lease,
-                    attempts=JobClaim.attempts + 1, error=None)
+            .values(
+                status="running",
+                owner=OWNER,
+                claimed_at=now,
+                lease_until=now + lease,
+                attempts=JobClaim.attempts + 1,
+                error=None,
+            )
         )
         return (await s.execute(retake)).rowcount == 1
 
@@ -64,22 +78,36 @@ async def extend(db: Database, job: str, period: str, *, until: datetime) -> Non
     async with db.session() as s:
         await s.execute(
             update(JobClaim)
-            .where(JobClaim.job == job, JobClaim.period == period, JobClaim.owner == OWNER,
-                   JobClaim.status == "running")
+            .where(
+                JobClaim.job == job,
+                JobClaim.period == period,
+                JobClaim.owner == OWNER,
+                JobClaim.status == "running",
+            )
             .values(lease_until=until)
         )
 
 
 async def finish(
-    db: Database, job: str, period: str, *, now: datetime, ok: bool,
-    result: dict[str, Any] | None = None, error: str | None = None,
+    db: Database,
+    job: str,
+    period: str,
+    *,
+    now: datetime,
+    ok: bool,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> None:
     async with db.session() as s:
         await s.execute(
             update(JobClaim)
             .where(JobClaim.job == job, JobClaim.period == period, JobClaim.owner == OWNER)
-            .values(status="done" if ok else "failed", finished_at=now, result=result,
-                    error=error[:4000] if error else None)
+            .values(
+                status="done" if ok else "failed",
+                finished_at=now,
+                result=result,
+                error=error[:4000] if error else None,
+            )
         )
 
 
@@ -94,6 +122,7 @@ async def settled(db: Database, job: str, periods: list[str]) -> set[str]:
             )
         )
         return {
-            p for p, status, attempts in rows
+            p
+            for p, status, attempts in rows
             if status == "done" or (status != "running" and attempts >= MAX_ATTEMPTS)
         }

@@ -48,9 +48,7 @@ def last_fire(cron: str, tz: str, at: datetime, lookback: timedelta) -> datetime
     return last
 
 
-def cron_due(
-    cron: Callable[[Runtime], str], *, lookback: timedelta, prefix: str = ""
-) -> DueFunc:
+def cron_due(cron: Callable[[Runtime], str], *, lookback: timedelta, prefix: str = "") -> DueFunc:
     """Due function for a job with one org-wide cron: the latest fire within ``lookback``."""
 
     async def due(rt: Runtime, at: datetime) -> list[Occurrence]:

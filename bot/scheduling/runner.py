@@ -48,8 +48,15 @@ async def run_occurrence(rt: Runtime, spec: JobSpec, occ: Occurrence) -> RunOutc
     try:
         result = await spec.func(rt, occ) or {}
     except Exception as exc:  # a job failure is recorded and retried, never fatal to serve
-        log.error("job failed", extra={"job": spec.name, "period": occ.period,
-                                       "error": repr(exc), "trace": traceback.format_exc()})
+        log.error(
+            "job failed",
+            extra={
+                "job": spec.name,
+                "period": occ.period,
+                "error": repr(exc),
+                "trace": traceback.format_exc(),
+            },
+        )
         metrics.JOB_RUNS.labels(spec.name, "failed").inc()
         await claims.finish(rt.db, spec.name, occ.period, now=rt.now(), ok=False, error=repr(exc))
         return RunOutcome(spec.name, occ.period, ran=True, ok=False, late=late, error=repr(exc))
@@ -58,8 +65,9 @@ async def run_occurrence(rt: Runtime, spec: JobSpec, occ: Occurrence) -> RunOutc
         metrics.JOB_SECONDS.labels(spec.name).observe(asyncio.get_running_loop().time() - started)
     metrics.JOB_RUNS.labels(spec.name, "ok").inc()
     await claims.finish(rt.db, spec.name, occ.period, now=rt.now(), ok=True, result=result)
-    log.info("job done", extra={"job": spec.name, "period": occ.period, "late": late,
-                                "result": result})
+    log.info(
+        "job done", extra={"job": spec.name, "period": occ.period, "late": late, "result": result}
+    )
     return RunOutcome(spec.name, occ.period, ran=True, late=late, result=result)
 
 

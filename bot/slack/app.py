@@ -20,12 +20,12 @@ from bot.runtime import Runtime
 from bot.slack import render
 from bot.slack.client import web_client
 from bot.slack.people import resolve
-from bot.store.tables import ProcessedEvent
 from bot.store import UNAVAILABLE
+from bot.store.tables import ProcessedEvent
 from handlers import handle_action, handle_command
-from handlers.router import UNAVAILABLE_REPLY
 from handlers.balance import balance_reply
 from handlers.context import Actor, Ctx
+from handlers.router import UNAVAILABLE_REPLY
 
 log = logging.getLogger("tokencoach.slack")
 
@@ -34,8 +34,11 @@ async def first_time(rt: Runtime, key: str) -> bool:
     """Record a delivery as handled; False if it already was (a retry or a replay)."""
     insert = sqlite_insert if rt.db.is_sqlite else pg_insert
     async with rt.db.session() as s:
-        result = await s.execute(insert(ProcessedEvent).values(key=key, at=rt.now())
-                                 .on_conflict_do_nothing(index_elements=["key"]))
+        result = await s.execute(
+            insert(ProcessedEvent)
+            .values(key=key, at=rt.now())
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
         return result.rowcount == 1
 
 
@@ -58,8 +61,12 @@ def dedupe_key(body: dict[str, Any]) -> str | None:
 
 def build_bolt(rt: Runtime) -> AsyncApp:
     client = web_client(rt)
-    bolt = AsyncApp(client=client, signing_secret=rt.env.slack_signing_secret,
-                    process_before_response=True, raise_error_for_unhandled_request=False)
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=rt.env.slack_signing_secret,
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
 
     async def actor_for(user_id: str, channel_id: str | None = None) -> Actor | None:
         """The asking person; None when the store is unreachable (say so, don't fail)."""
@@ -68,8 +75,12 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         except UNAVAILABLE as exc:
             log.warning("store unavailable resolving a Slack user", extra={"error": repr(exc)})
             return None
-        return Actor(person=person, platform="slack", platform_user_id=user_id,
-                     in_channel=bool(channel_id) and not str(channel_id).startswith("D"))
+        return Actor(
+            person=person,
+            platform="slack",
+            platform_user_id=user_id,
+            in_channel=bool(channel_id) and not str(channel_id).startswith("D"),
+        )
 
     @bolt.middleware
     async def skip_duplicates(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
@@ -79,8 +90,10 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         except UNAVAILABLE:
             seen_before = False  # the listener will answer "try again" on its own
         if seen_before:
-            log.info("duplicate Slack delivery ignored", extra={"key": key,
-                     "retry": req.headers.get("x-slack-retry-num")})
+            log.info(
+                "duplicate Slack delivery ignored",
+                extra={"key": key, "retry": req.headers.get("x-slack-retry-num")},
+            )
             text = "That request was already handled." if req.body.get("command") else ""
             return BoltResponse(status=200, body=text)
         return await next()
@@ -93,53 +106,76 @@ def build_bolt(rt: Runtime) -> AsyncApp:
             return
         result = await handle_command(Ctx(rt, actor), body.get("text") or "")
         if isinstance(result, Form):
-            await client.views_open(trigger_id=body["trigger_id"],
-                                    view=render.modal(result, {"value": result.value}))
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=render.modal(result, {"value": result.value})
+            )
             await ack()
             return
         await ack(response_type="ephemeral", **render.message(result))
 
     @bolt.action(re.compile(r".*"))
-    async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient,
-                        respond: Any) -> None:
+    async def on_action(
+        ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any
+    ) -> None:
         await ack()
         action = body["actions"][0]
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
         container = body.get("container") or {}
         actor = await actor_for(body["user"]["id"], container.get("channel_id"))
         if actor is None:
-            await respond(response_type="ephemeral", replace_original=False,
-                          **render.message(UNAVAILABLE_REPLY))
+            await respond(
+                response_type="ephemeral",
+                replace_original=False,
+                **render.message(UNAVAILABLE_REPLY),
+            )
             return
         result = await handle_action(Ctx(rt, actor), action["action_id"], value)
-        where = {"channel": container.get("channel_id"), "ts": container.get("message_ts"),
-                 "ephemeral": bool(container.get("is_ephemeral"))}
+        where = {
+            "channel": container.get("channel_id"),
+            "ts": container.get("message_ts"),
+            "ephemeral": bool(container.get("is_ephemeral")),
+        }
         await apply_result(client, respond, body, result, where)
 
     @bolt.view(re.compile(r".*"))
-    async def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any],
-                      client: AsyncWebClient) -> None:
+    async def on_view(
+        ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
         except json.JSONDecodeError:
             meta = {}
         actor = await actor_for(body["user"]["id"])
         if actor is None:
-            await ack(response_action="errors", errors={
-                next((b["block_id"] for b in view.get("blocks", []) if b.get("block_id")),
-                     "value"): UNAVAILABLE_REPLY.text})
+            await ack(
+                response_action="errors",
+                errors={
+                    next(
+                        (b["block_id"] for b in view.get("blocks", []) if b.get("block_id")),
+                        "value",
+                    ): UNAVAILABLE_REPLY.text
+                },
+            )
             return
-        result = await handle_action(Ctx(rt, actor), view.get("callback_id") or "",
-                                     str(meta.get("value") or ""), render.form_values(view))
+        result = await handle_action(
+            Ctx(rt, actor),
+            view.get("callback_id") or "",
+            str(meta.get("value") or ""),
+            render.form_values(view),
+        )
         if result.errors:
             known = {b.get("block_id") for b in view.get("blocks", [])}
-            errors = {k if k in known else next(iter(known), k): v
-                      for k, v in result.errors.items()}
+            errors = {
+                k if k in known else next(iter(known), k): v for k, v in result.errors.items()
+            }
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        where = {"channel": meta.get("channel"), "ts": meta.get("ts"),
-                 "ephemeral": bool(meta.get("ephemeral"))}
+        where = {
+            "channel": meta.get("channel"),
+            "ts": meta.get("ts"),
+            "ephemeral": bool(meta.get("ephemeral")),
+        }
         await apply_result(client, None, body, result, where)
 
     @bolt.event("app_home_opened")
@@ -155,8 +191,9 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         else:
             reply = await balance_reply(Ctx(rt, actor), actor.person)
         blocks = render.message(reply)["blocks"]
-        await client.views_publish(user_id=event["user"],
-                                   view={"type": "home", "blocks": render.fit(blocks, 100)})
+        await client.views_publish(
+            user_id=event["user"], view={"type": "home", "blocks": render.fit(blocks, 100)}
+        )
 
     @bolt.event("message")
     async def on_message(event: dict[str, Any]) -> None:
@@ -164,19 +201,22 @@ def build_bolt(rt: Runtime) -> AsyncApp:
 
     @bolt.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("Slack listener failed", extra={"error": repr(error),
-                                                  "type": body.get("type")})
+        log.error("Slack listener failed", extra={"error": repr(error), "type": body.get("type")})
 
     return bolt
 
 
-async def apply_result(client: AsyncWebClient, respond: Any, body: dict[str, Any],
-                       result: ActionResult, where: dict[str, Any]) -> None:
+async def apply_result(
+    client: AsyncWebClient,
+    respond: Any,
+    body: dict[str, Any],
+    result: ActionResult,
+    where: dict[str, Any],
+) -> None:
     user_id = body["user"]["id"]
     if result.form is not None:
         meta = {"value": result.form.value, **where}
-        await client.views_open(trigger_id=body["trigger_id"],
-                                view=render.modal(result.form, meta))
+        await client.views_open(trigger_id=body["trigger_id"], view=render.modal(result.form, meta))
     if result.update is not None:
         payload = render.message(result.update)
         if where.get("ephemeral") and respond is not None:

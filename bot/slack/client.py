@@ -20,11 +20,16 @@ def web_client(rt: Runtime, *, interactive: bool = True) -> AsyncWebClient:
     which reschedules with Retry-After instead of holding a sender busy."""
     handlers: list = [AsyncConnectionErrorRetryHandler(max_retry_count=2)]  # type: ignore[type-arg]
     if interactive:
-        handlers += [AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-                     AsyncServerErrorRetryHandler(max_retry_count=1)]
-    return AsyncWebClient(token=rt.env.slack_bot_token, base_url=rt.env.slack_api_url or
-                          DEFAULT_API, retry_handlers=handlers,
-                          timeout=int(max(rt.config.server.request_timeout_seconds, 1)))
+        handlers += [
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ]
+    return AsyncWebClient(
+        token=rt.env.slack_bot_token,
+        base_url=rt.env.slack_api_url or DEFAULT_API,
+        retry_handlers=handlers,
+        timeout=int(max(rt.config.server.request_timeout_seconds, 1)),
+    )
 
 
 async def probe(rt: Runtime) -> str:

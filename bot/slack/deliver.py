@@ -25,10 +25,24 @@ from bot.timeutil import as_utc
 log = logging.getLogger("tokencoach.slack")
 METADATA_EVENT = "tokencoach_outbox"
 PERMANENT = {
-    "channel_not_found", "not_in_channel", "is_archived", "user_not_found", "users_not_found",
-    "account_inactive", "cannot_dm_bot", "invalid_auth", "not_authed", "missing_scope",
-    "msg_too_long", "invalid_blocks", "no_permission", "restricted_action",
-    "team_access_not_granted", "user_disabled", "token_revoked", "ekm_access_denied",
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "user_not_found",
+    "users_not_found",
+    "account_inactive",
+    "cannot_dm_bot",
+    "invalid_auth",
+    "not_authed",
+    "missing_scope",
+    "msg_too_long",
+    "invalid_blocks",
+    "no_permission",
+    "restricted_action",
+    "team_access_not_granted",
+    "user_disabled",
+    "token_revoked",
+    "ekm_access_denied",
 }
 
 
@@ -48,9 +62,12 @@ class SlackDeliverer:
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
             if status == 429 or error == "ratelimited":
                 after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                    "retry-after")
-                raise RetryLater(f"slack {method}: rate limited",
-                                 float(after) if after and str(after).isdigit() else None) from exc
+                    "retry-after"
+                )
+                raise RetryLater(
+                    f"slack {method}: rate limited",
+                    float(after) if after and str(after).isdigit() else None,
+                ) from exc
             if status >= 500:
                 raise RetryLater(f"slack {method}: HTTP {status}") from exc
             if error in PERMANENT:
@@ -58,16 +75,19 @@ class SlackDeliverer:
             raise RetryLater(f"slack {method}: {error or status}") from exc
         except (TimeoutError, SlackRequestError, aiohttp.ClientError, OSError) as exc:
             # A timeout or dropped connection after sending may still have posted it.
-            raise RetryLater(f"slack {method}: {type(exc).__name__}: {exc}",
-                             uncertain=method == "chat_postMessage") from exc
+            raise RetryLater(
+                f"slack {method}: {type(exc).__name__}: {exc}",
+                uncertain=method == "chat_postMessage",
+            ) from exc
 
     async def _channel(self, msg: OutboxMessage) -> str:
         if msg.target_type == "team":
             async with self.rt.db.reader() as s:
                 team = await s.get(Team, msg.target_id)
             if team is None or not team.slack_channel_id:
-                raise Unreachable("the team has no Slack channel configured "
-                                  "(directory.teams[].channel.slack)")
+                raise Unreachable(
+                    "the team has no Slack channel configured (directory.teams[].channel.slack)"
+                )
             return team.slack_channel_id
         user_id = await slack_id_for(self.rt, self.client, msg.target_id)
         if not user_id:
@@ -93,8 +113,9 @@ class SlackDeliverer:
         if info.get("dnd_enabled") and start <= now < end:
             raise RetryLater("recipient is in Do Not Disturb", retry_after=end - now + 60)
         if info.get("snooze_enabled") and info.get("snooze_endtime", 0) > now:
-            raise RetryLater("recipient snoozed notifications",
-                             retry_after=info["snooze_endtime"] - now + 60)
+            raise RetryLater(
+                "recipient snoozed notifications", retry_after=info["snooze_endtime"] - now + 60
+            )
 
     async def _upload_charts(self, reply: Reply, msg: OutboxMessage) -> dict[str, str]:
         """Upload each chart privately first; the message then shows it inline. A retry
@@ -105,9 +126,13 @@ class SlackDeliverer:
                 png = await png_for(self.rt, block.chart_id)
                 if png is None:
                     continue
-                up = await self._call("files_upload_v2", content=png,
-                                      filename=f"tokencoach-{msg.id}-{block.chart_id}.png",
-                                      title=block.title or block.alt, alt_txt=block.alt)
+                up = await self._call(
+                    "files_upload_v2",
+                    content=png,
+                    filename=f"tokencoach-{msg.id}-{block.chart_id}.png",
+                    title=block.title or block.alt,
+                    alt_txt=block.alt,
+                )
                 file_id = (up.get("file") or {}).get("id") or (up.get("files") or [{}])[0].get("id")
                 if file_id:
                     files[block.chart_id] = file_id
@@ -119,27 +144,38 @@ class SlackDeliverer:
         files = await self._upload_charts(reply, msg)
         body = render.message(reply, files)
         posted = await self._call(
-            "chat_postMessage", channel=channel, unfurl_links=False, unfurl_media=False,
+            "chat_postMessage",
+            channel=channel,
+            unfurl_links=False,
+            unfurl_media=False,
             metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": msg.id}},
-            **body)
+            **body,
+        )
         return {"channel": posted["channel"], "ts": posted["ts"], "files": list(files.values())}
 
     async def update(self, msg: OutboxMessage, ref: dict[str, Any], reply: Reply) -> None:
-        await self._call("chat_update", channel=ref["channel"], ts=ref["ts"],
-                         **render.message(reply))
+        await self._call(
+            "chat_update", channel=ref["channel"], ts=ref["ts"], **render.message(reply)
+        )
 
     async def find_sent(self, msg: OutboxMessage) -> dict[str, Any] | None:
         try:
             channel = await self._channel(msg)
             history = await self._call(
-                "conversations_history", channel=channel, limit=200, include_all_metadata=True,
-                oldest=str(as_utc(msg.created_at).timestamp() - 60))
+                "conversations_history",
+                channel=channel,
+                limit=200,
+                include_all_metadata=True,
+                oldest=str(as_utc(msg.created_at).timestamp() - 60),
+            )
         except (RetryLater, Unreachable, Undeliverable):
             return None
         for m in history.get("messages") or []:
             meta = m.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and \
-                    (meta.get("event_payload") or {}).get("outbox_id") == msg.id:
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and (meta.get("event_payload") or {}).get("outbox_id") == msg.id
+            ):
                 return {"channel": channel, "ts": m["ts"], "recovered": True}
         return None
 

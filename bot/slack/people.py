@@ -20,8 +20,9 @@ UNKNOWN_TTL = 300.0
 
 async def resolve(rt: Runtime, client: AsyncWebClient, user_id: str) -> PersonView | None:
     async with rt.db.reader() as s:
-        person = await s.scalar(select(Person).where(Person.slack_user_id == user_id,
-                                                     Person.active))
+        person = await s.scalar(
+            select(Person).where(Person.slack_user_id == user_id, Person.active)
+        )
     if person is not None:
         return PersonView.of(person)
     if time.monotonic() - _UNKNOWN.get(user_id, -UNKNOWN_TTL) < UNKNOWN_TTL:
@@ -29,8 +30,9 @@ async def resolve(rt: Runtime, client: AsyncWebClient, user_id: str) -> PersonVi
     try:
         info = await client.users_info(user=user_id)
     except SlackApiError as exc:
-        log.warning("users.info failed", extra={"slack_user": user_id,
-                                                "error": exc.response.get("error")})
+        log.warning(
+            "users.info failed", extra={"slack_user": user_id, "error": exc.response.get("error")}
+        )
         _UNKNOWN[user_id] = time.monotonic()
         return None
     user = info.get("user") or {}
@@ -68,7 +70,9 @@ async def slack_id_for(rt: Runtime, client: AsyncWebClient, person_id: int) -> s
     user_id = (found.get("user") or {}).get("id")
     if user_id:
         async with rt.db.session() as s:
-            await s.execute(update(Person).where(Person.id == person_id,
-                                                 Person.slack_user_id.is_(None))
-                            .values(slack_user_id=user_id))
+            await s.execute(
+                update(Person)
+                .where(Person.id == person_id, Person.slack_user_id.is_(None))
+                .values(slack_user_id=user_id)
+            )
     return user_id

@@ -13,7 +13,17 @@ import re
 from typing import Any
 
 from bot.reply import (
-    Actions, Context, Divider, Facts, Form, Header, Image, Progress, Quote, Reply, Text,
+    Actions,
+    Context,
+    Divider,
+    Facts,
+    Form,
+    Header,
+    Image,
+    Progress,
+    Quote,
+    Reply,
+    Text,
 )
 
 MAX_BLOCKS = 50
@@ -85,8 +95,12 @@ def _button(button: Any, index: int) -> dict[str, Any]:
     if button.style != "default":
         el["style"] = button.style
     if button.confirm:
-        el["confirm"] = {"title": plain("Are you sure?", 100), "text": plain(button.confirm, 300),
-                         "confirm": plain("Yes", 30), "deny": plain("No", 30)}
+        el["confirm"] = {
+            "title": plain("Are you sure?", 100),
+            "text": plain(button.confirm, 300),
+            "confirm": plain("Yes", 30),
+            "deny": plain("No", 30),
+        }
     return el
 
 
@@ -101,14 +115,19 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
         return _facts(block)
     if isinstance(block, Progress):
         caption = f" · {mrkdwn(block.caption)}" if block.caption else ""
-        return [_section(f"*{escape(block.label)}*\n`{_bar(block.percent)}` "
-                         f"{block.percent}%{caption}")]
+        return [
+            _section(f"*{escape(block.label)}*\n`{_bar(block.percent)}` {block.percent}%{caption}")
+        ]
     if isinstance(block, Actions):
         buttons = [_button(b, i) for i, b in enumerate(block.buttons[:MAX_BUTTONS])]
         return [{"type": "actions", "elements": buttons}] if buttons else []
     if isinstance(block, Context):
-        return [{"type": "context", "elements": [{"type": "mrkdwn",
-                                                  "text": cut(mrkdwn(block.text), 3000)}]}]
+        return [
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": cut(mrkdwn(block.text), 3000)}],
+            }
+        ]
     if isinstance(block, Divider):
         return [{"type": "divider"}]
     if isinstance(block, Quote):
@@ -124,8 +143,17 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
         elif block.chart_id and chart_files and block.chart_id in chart_files:
             out["slack_file"] = {"id": chart_files[block.chart_id]}
         else:
-            return [{"type": "context", "elements": [{"type": "mrkdwn", "text": cut(
-                escape(f"Chart: {block.title or block.alt}"), 3000)}]}]
+            return [
+                {
+                    "type": "context",
+                    "elements": [
+                        {
+                            "type": "mrkdwn",
+                            "text": cut(escape(f"Chart: {block.title or block.alt}"), 3000),
+                        }
+                    ],
+                }
+            ]
         return [out]
     raise TypeError(f"unknown block {type(block).__name__}")
 
@@ -135,8 +163,12 @@ def fit(blocks: list[dict[str, Any]], limit: int = MAX_BLOCKS) -> list[dict[str,
         return blocks
     kept = blocks[: limit - 1]
     more = len(blocks) - len(kept)
-    kept.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"…and {more} more (shortened to fit Slack)"}]})
+    kept.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"…and {more} more (shortened to fit Slack)"}],
+        }
+    )
     return kept
 
 
@@ -145,16 +177,19 @@ def message(reply: Reply, chart_files: dict[str, str] | None = None) -> dict[str
     blocks: list[dict[str, Any]] = []
     for block in reply.blocks:
         blocks.extend(block_kit(block, chart_files))
-    return {"text": cut(escape(_BOLD.sub(r"\1", reply.text)), FALLBACK_TEXT),
-            "blocks": fit(blocks)}
+    return {"text": cut(escape(_BOLD.sub(r"\1", reply.text)), FALLBACK_TEXT), "blocks": fit(blocks)}
 
 
 def _input(field: Any) -> dict[str, Any]:
     element: dict[str, Any]
     if field.type == "select":
-        element = {"type": "static_select", "action_id": "value",
-                   "options": [{"text": plain(o.label, 75), "value": o.value[:150]}
-                               for o in field.options[:100]]}
+        element = {
+            "type": "static_select",
+            "action_id": "value",
+            "options": [
+                {"text": plain(o.label, 75), "value": o.value[:150]} for o in field.options[:100]
+            ],
+        }
         if field.initial:
             match = next((o for o in field.options if o.value == field.initial), None)
             if match:
@@ -164,16 +199,24 @@ def _input(field: Any) -> dict[str, Any]:
         if field.initial:
             element["initial_value"] = field.initial
     else:
-        element = {"type": "plain_text_input", "action_id": "value",
-                   "multiline": field.type == "textarea"}
+        element = {
+            "type": "plain_text_input",
+            "action_id": "value",
+            "multiline": field.type == "textarea",
+        }
         if field.max_length:
             element["max_length"] = min(field.max_length, 3000)
         if field.initial:
             element["initial_value"] = field.initial
     if field.placeholder:
         element["placeholder"] = plain(field.placeholder, 150)
-    block: dict[str, Any] = {"type": "input", "block_id": field.name, "optional": not field.required,
-                             "label": plain(field.label, 2000), "element": element}
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": field.name,
+        "optional": not field.required,
+        "label": plain(field.label, 2000),
+        "element": element,
+    }
     if field.hint:
         block["hint"] = plain(field.hint, 2000)
     return block

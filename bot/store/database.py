@@ -7,10 +7,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 class NotMigratedError(RuntimeError):
@@ -19,8 +24,14 @@ class NotMigratedError(RuntimeError):
 
 # The store is unreachable or overloaded (down, restarting, pool exhausted): answer
 # "try again" quickly rather than hang or show a stack trace.
-UNAVAILABLE = (OperationalError, InterfaceError, SATimeoutError, ConnectionError, OSError,
-               TimeoutError)
+UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    SATimeoutError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:

@@ -33,7 +33,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: Json, Any: Json}
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        datetime: UTCDateTime(),
+        dict[str, Any]: Json,
+        Any: Json,
+    }
 
 
 # --- directory -------------------------------------------------------------------------
@@ -348,7 +352,9 @@ class ConversationRef(Base):
     """Where a platform can reach a person or a team channel proactively (Teams)."""
 
     __tablename__ = "conversation_refs"
-    __table_args__ = (UniqueConstraint("platform", "key", name="uq_conversation_refs_platform_key"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "key", name="uq_conversation_refs_platform_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
