@@ -9,26 +9,38 @@ from bot.cli.data import balance, db, demo, ingest
 from bot.cli.ops import audit, check, digest, jobs
 from bot.cli.reports import audit_usage
 from bot.cli.serve import serve, worker
+from bot.cli.teams import teams_package
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="app.yaml to use (default: $TOKENCOACH_CONFIG or ./app.yaml).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-@click.option("--log-format", default="json", show_default=True,
-              type=click.Choice(["json", "text"]))
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="app.yaml to use (default: $TOKENCOACH_CONFIG or ./app.yaml).",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.option(
+    "--log-format", default="json", show_default=True, type=click.Choice(["json", "text"])
+)
 @click.version_option(package_name="tokencoach")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, log_level: str, log_format: str) -> None:
     """tokencoach: token balances, sandbox budgets, nudges and digests in Slack and Teams."""
-    ctx.obj = GlobalOptions(config_path=config_path, log_level=log_level.upper(),
-                            json_logs=log_format == "json")
+    ctx.obj = GlobalOptions(
+        config_path=config_path, log_level=log_level.upper(), json_logs=log_format == "json"
+    )
 
 
-for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit,
-                audit_usage):
+for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit, audit_usage):
     cli.add_command(command)
+cli.add_command(teams_package)
 
 
 def main() -> None:
