@@ -28,7 +28,7 @@ def as_text(reply: Reply, *, chart_paths: dict[str, str] | None = None) -> str:
     lines: list[str] = []
     for b in reply.blocks:
         if isinstance(b, Header):
-            lines += [b.text.upper(), "=" * min(len(b.text), 72)]
+            lines += [b.text, "=" * min(len(b.text), 72)]
         elif isinstance(b, Text):
             lines.append(_plain(b.text))
         elif isinstance(b, Facts):

@@ -114,11 +114,12 @@ async def tip_blocks(ctx: Ctx, bal: Balance) -> list[Block]:
     return [Text(text=text), Actions(buttons=buttons)] if buttons else [Text(text=text)]
 
 
-def balance_blocks(rt: Runtime, bal: Balance) -> list[Block]:
+def balance_blocks(rt: Runtime, bal: Balance, *, own: bool = True) -> list[Block]:
     month = f"{bal.month.first:%B %Y}"
+    whose = "Your" if own else f"{bal.person.name}'s"
     used = pct(bal.spent, bal.limit)
     blocks: list[Block] = [
-        Header(text=f"Your AI budget — {month}"),
+        Header(text=f"{whose} AI budget — {month}"),
         Progress(
             label=f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)}",
             value=bal.spent,
@@ -165,7 +166,7 @@ def balance_blocks(rt: Runtime, bal: Balance) -> list[Block]:
 async def balance_reply(ctx: Ctx, person: PersonView, *, with_tip: bool = True) -> Reply:
     async with ctx.rt.db.reader() as s:
         bal = await ledger.balance(ctx.rt, s, person)
-    blocks = balance_blocks(ctx.rt, bal)
+    blocks = balance_blocks(ctx.rt, bal, own=person.id == ctx.person.id)
     if with_tip:
         blocks += await tip_blocks(ctx, bal)
     blocks.append(Context(text=freshness_line(ctx.rt, person, bal.as_of)))

@@ -165,7 +165,7 @@ async def test_dry_run_prints_and_posts_nothing(rt, tmp_path) -> None:  # type: 
                                      "--at", MONDAY, "--out", str(tmp_path),
                                      database_url=rt.env.database_url)
     assert result.returncode == 0, result.stderr
-    assert "PLATFORM ENGINEERING — WEEKLY AI DIGEST" in result.stdout
+    assert "Platform Engineering — weekly AI digest" in result.stdout
     png = tmp_path / "digest-platform-2026-W48.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and str(png) in result.stdout
     assert await posted(rt) == []

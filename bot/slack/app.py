@@ -11,11 +11,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.reply import ActionResult, Form, Reply
+from bot.reply import ActionResult, Form, Reply, simple
 from bot.runtime import Runtime
 from bot.slack import render
 from bot.slack.client import web_client
@@ -207,6 +208,35 @@ def build_bolt(rt: Runtime) -> AsyncApp:
 
 
 async def apply_result(
+    client: AsyncWebClient,
+    respond: Any,
+    body: dict[str, Any],
+    result: ActionResult,
+    where: dict[str, Any],
+) -> None:
+    """Show the result; if Slack refuses a step (message gone, trigger expired), say so
+    privately rather than fail the request."""
+    try:
+        await _apply(client, respond, body, result, where)
+    except SlackApiError as exc:
+        log.warning(
+            "Slack refused a follow-up call",
+            extra={"error": exc.response.get("error"), "user": body["user"]["id"]},
+        )
+        fallback = result.update or result.reply or simple(
+            "That didn't open in time — please click again."
+        )
+        try:
+            await client.chat_postEphemeral(
+                channel=where.get("channel") or body["user"]["id"],
+                user=body["user"]["id"],
+                **render.message(fallback),
+            )
+        except SlackApiError:
+            log.warning("Slack refused the fallback message too")
+
+
+async def _apply(
     client: AsyncWebClient,
     respond: Any,
     body: dict[str, Any],

@@ -1,0 +1,106 @@
+"""Who may do what, on every surface: view another person's balance, approve, deny,
+cancel, admin commands, and per-person lines in `/tokens team`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.server import build_app
+from bot.store.tables import SandboxRequest
+from tests.helpers.server import serving
+from tests.helpers.surfaces import PlaygroundSurface, SlackSurface, Surface
+
+TOMAS, PRIYA, AISHA = "tomas.novak@acme.example", "priya.raman@acme.example", \
+    "aisha.bello@acme.example"
+DANA, MARCUS = "dana.okafor@acme.example", "marcus.webb@acme.example"
+
+
+@pytest.fixture
+async def playground_surface(make_runtime) -> AsyncIterator[Surface]:  # type: ignore[no-untyped-def]
+    rt = await make_runtime()
+    async with serving(build_app(rt, playground=True, background=False)) as base, \
+            aiohttp.ClientSession() as http:
+        yield PlaygroundSurface(rt, http, base)
+
+
+@pytest.fixture(params=["slack", "playground"])
+def surface(request, backend: str) -> Surface:  # type: ignore[no-untyped-def]
+    if request.param == "slack":
+        return SlackSurface(request.getfixturevalue("slack_bot"))
+    return request.getfixturevalue("playground_surface")  # type: ignore[no-any-return]
+
+
+async def status(surface: Surface) -> str:
+    async with surface.rt.db.reader() as s:
+        return str(await s.scalar(select(SandboxRequest.status)))
+
+
+@pytest.mark.parametrize(("who", "allowed"), [(DANA, True), (PRIYA, False), (TOMAS, False)])
+async def test_viewing_another_persons_balance(surface: Surface, who: str, allowed: bool) -> None:
+    said = await surface.command(who, f"admin balance {AISHA}")
+    assert ("Aisha Bello's AI budget" in said) is allowed, said
+    if not allowed:
+        assert "for the admins" in said
+
+
+@pytest.mark.parametrize(("who", "allowed"), [(DANA, True), (MARCUS, False), (AISHA, False)])
+async def test_admin_commands(surface: Surface, who: str, allowed: bool) -> None:
+    said = await surface.command(who, "admin")
+    assert ("Undelivered messages" in said) is allowed, said
+
+
+@pytest.mark.parametrize(("who", "label", "outcome", "message"), [
+    (PRIYA, "Approve", "approved", "Approved"),
+    (PRIYA, "Deny", "pending", "[form opened]"),  # the designated approver is asked why
+    (AISHA, "Approve", "pending", "isn't yours to decide"),
+    (AISHA, "Deny", "pending", "isn't yours to decide"),
+    (DANA, "Approve", "pending", "isn't yours to decide"),  # admins are not approvers
+    (TOMAS, "Approve", "pending", "can't decide your own request"),
+])
+async def test_deciding(surface: Surface, who: str, label: str, outcome: str,
+                        message: str) -> None:
+    await surface.command(TOMAS, "sandbox 120 Build an agent that triages our bug reports")
+    said = await surface.click(who, PRIYA, f"sandbox:1:card:{await _id(surface, PRIYA)}", label)
+    assert message in said, said
+    assert await status(surface) == outcome
+
+
+@pytest.mark.parametrize(("who", "outcome", "message"), [
+    (TOMAS, "cancelled", "Cancelled"),
+    (PRIYA, "pending", "Only the person who asked can cancel"),
+    (AISHA, "pending", "Only the person who asked can cancel"),
+])
+async def test_cancelling(surface: Surface, who: str, outcome: str, message: str) -> None:
+    await surface.command(TOMAS, "sandbox 120 Build an agent that triages our bug reports")
+    said = await surface.click(who, TOMAS, "sandbox:1:confirm", "Cancel request")
+    assert message in said, said
+    assert await status(surface) == outcome
+
+
+@pytest.mark.parametrize(("who", "text", "sees_names", "refused"), [
+    (TOMAS, "team", False, False),  # aggregates only
+    (PRIYA, "team", True, False),  # her direct reports
+    (DANA, "team", True, False),  # admins see members
+    (TOMAS, "team support", False, True),  # another team: admins only
+    (DANA, "team support", True, False),
+])
+async def test_team_view(surface: Surface, who: str, text: str, sees_names: bool,
+                         refused: bool) -> None:
+    said = await surface.command(who, text)
+    assert ("other teams' are for admins" in said) is refused, said
+    if not refused:
+        names = "Grace Kim" in said or "Chloé Dubois" in said
+        assert names is sees_names, said
+
+
+async def _id(surface: Surface, email: str) -> int:
+    from tests.helpers.surfaces import person_id
+
+    return await person_id(surface.rt, email)
+
+
