@@ -189,6 +189,26 @@ async def enqueue_update(
     return added
 
 
+REOPEN_WITHIN = timedelta(days=7)
+
+
+async def reopen_unreachable(s: AsyncSession, rt: Runtime, *, platform: str,
+                             target_type: str, target_id: int) -> int:
+    """Someone just became reachable (installed the app, wrote to the bot): recent
+    messages that could not reach them go out after all, instead of staying lost."""
+    result = await s.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.platform == platform, OutboxMessage.status == "unreachable",
+               OutboxMessage.target_type == target_type,
+               OutboxMessage.target_id == target_id,
+               OutboxMessage.created_at >= rt.now() - REOPEN_WITHIN)
+        .values(status="pending", next_attempt_at=rt.now(), last_error=None)
+    )
+    if result.rowcount:
+        _wake_after_commit(s, rt)
+    return int(result.rowcount or 0)
+
+
 def backoff(attempts: int) -> float:
     return min(BASE_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
 

@@ -158,9 +158,10 @@ def build_app(
     app.router.add_get("/metrics", metrics_view)
     attach_deliverers(rt)
 
-    from bot import charts_http
+    from bot import charts_http, links
 
     charts_http.mount(app, rt)
+    links.mount(app, rt)
     if chat and rt.env.slack_enabled:
         from bot.slack.routes import mount as mount_slack
 

@@ -22,6 +22,10 @@ def _key(rt: Runtime) -> bytes:
     return _PROCESS_KEY
 
 
+def mac(rt: Runtime, text: str) -> str:
+    return hmac.new(_key(rt), text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def sign(rt: Runtime, path: str, *, ttl: timedelta, now: datetime | None = None) -> str:
     expires = int(((now or rt.now()) + ttl).timestamp())
     mac = hmac.new(_key(rt), f"{path}|{expires}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -288,3 +288,45 @@ async def test_removing_the_app_retires_its_references(teams: TeamsHarness) -> N
                 reply=digest(), key="test:digest:removed")
     assert (await h.deliver()).unreachable >= 1
     assert not [c for c in h.fake.calls_to("send") if "weekly digest" in str(c.body)]
+
+
+async def test_a_message_reaches_someone_who_installs_the_app_later(teams: TeamsHarness) -> None:
+    h = teams
+    await queue(h, kind="nudge", target_type="person", target_id=await person_id(h, LENA),
+                reply=NUDGE, key="test:nudge:later")
+    await h.deliver()
+    assert {r.dedupe_key: r for r in await outbox(h)}[
+        "test:nudge:later@teams"].status == "unreachable"
+    await h.client.post(h.client.install_personal(h.user(LENA), h.fake))
+    await h.deliver()
+    rows = {r.dedupe_key: r for r in await outbox(h)}
+    assert rows["test:nudge:later@teams"].status == "sent"
+    assert len([m for m in h.dm(LENA) if "summarizing" in card_text(m.card)]) == 1
+
+
+async def test_tutorial_button_is_a_tracked_link_under_public_url(make_runtime: Any,
+                                                                  base_config: Any) -> None:
+    import aiohttp
+
+    from bot.store.tables import TipEvent
+
+    config = with_overrides(base_config, server={"public_url": "https://bot.acme.example"})
+    async with teams_harness(make_runtime, config=config) as h:
+        await h.client.post(h.client.install_personal(h.user(LENA), h.fake))
+        await queue(h, kind="nudge", target_type="person", target_id=await person_id(h, LENA),
+                    reply=NUDGE, key="test:nudge:tracked")
+        await h.deliver()
+        card = [m for m in h.dm(LENA) if "summarizing" in card_text(m.card)][-1].card
+        link = buttons(card)["Open tutorial"]["url"]
+        assert link.startswith("https://bot.acme.example/go?")
+        local = h.client.url.removesuffix("/api/messages") + link.removeprefix(
+            "https://bot.acme.example")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(local, allow_redirects=False) as resp:
+                assert resp.status == 302
+                assert resp.headers["Location"] == "https://learn.acme.example/research-agent"
+            async with http.get(local.replace("sig=", "sig=0"), allow_redirects=False) as resp:
+                assert resp.status == 403
+        async with h.rt.db.reader() as s:
+            events = (await s.execute(select(TipEvent.event, TipEvent.tutorial_id))).all()
+        assert [tuple(e) for e in events] == [("opened", "research-agent")]

@@ -327,7 +327,12 @@ async def decide(
             .execution_options(synchronize_session=False)
         )
         if won.rowcount != 1:
-            return Outcome(simple(f"Request #{req.id} was already handled."), ok=False)
+            # Lost a race to another click or replica: show the card as it now stands.
+            return Outcome(
+                simple(f"Request #{req.id} was already handled."),
+                await decided_card_for(rt, req.id, actor),
+                ok=False,
+            )
         await s.refresh(req)
         when = cards.stamp(now, actor.timezone, rt.tz)
         if more:

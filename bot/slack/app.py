@@ -13,8 +13,6 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.reply import ActionResult, Form, Reply, simple
 from bot.runtime import Runtime
@@ -22,25 +20,13 @@ from bot.slack import render
 from bot.slack.client import web_client
 from bot.slack.people import resolve
 from bot.store import UNAVAILABLE
-from bot.store.tables import ProcessedEvent
+from bot.store.dedupe import first_time
 from handlers import handle_action, handle_command
 from handlers.balance import balance_reply
 from handlers.context import Actor, Ctx
 from handlers.router import UNAVAILABLE_REPLY
 
 log = logging.getLogger("tokencoach.slack")
-
-
-async def first_time(rt: Runtime, key: str) -> bool:
-    """Record a delivery as handled; False if it already was (a retry or a replay)."""
-    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
-    async with rt.db.session() as s:
-        result = await s.execute(
-            insert(ProcessedEvent)
-            .values(key=key, at=rt.now())
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
-        return result.rowcount == 1
 
 
 def dedupe_key(body: dict[str, Any]) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 from botbuilder.schema import ChannelAccount
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 
+from bot import links
 from bot.outbox import DeliveryError, RetryLater, Undeliverable, Unreachable
 from bot.reply import Reply
 from bot.runtime import Runtime
@@ -61,6 +62,8 @@ class TeamsDeliverer:
         ref = await self._target(msg)
         where = refs.where_of(ref.reference)
         user = (ref.reference.get("user") or {}).get("id")
+        reply = links.tracked(self.rt, reply, msg.target_id if msg.target_type == "person"
+                              else None)
         card = render.reply_card(reply, await images.sources(self.rt, reply))
         try:
             connector = await self._connector(where.service_url)

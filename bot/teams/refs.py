@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bot.outbox import reopen_unreachable
 from bot.runtime import Runtime
 from bot.store.tables import ConversationRef, Team
 
@@ -76,6 +77,12 @@ async def _upsert(rt: Runtime, key: str, reference: dict[str, Any], person_id: i
                                             "retired_reason", "updated_at")})
     async with rt.db.session() as s:
         await s.execute(stmt)
+        if person_id is not None:
+            await reopen_unreachable(s, rt, platform=PLATFORM, target_type="person",
+                                     target_id=person_id)
+        if team_id is not None:
+            await reopen_unreachable(s, rt, platform=PLATFORM, target_type="team",
+                                     target_id=team_id)
 
 
 async def _existing(rt: Runtime, key: str) -> ConversationRef | None:

@@ -16,17 +16,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from botbuilder.core import Bot, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult
 
+from bot import links
 from bot.reply import ActionResult, Form, Reply
 from bot.runtime import Runtime
-from bot.store.tables import ProcessedEvent
+from bot.store.dedupe import first_time
 from bot.teams import activities, images, refs, render
 from bot.teams.connector import Connector, ConnectorError
 from bot.teams.people import People
@@ -100,12 +98,7 @@ class TeamsBot(Bot):
         """Record this delivery; False if Teams is retrying one we already handled."""
         a = context.activity
         digest = hashlib.sha256(f"{a.conversation.id}|{a.id}".encode()).hexdigest()[:40]
-        insert = sqlite_insert if self.rt.db.is_sqlite else pg_insert
-        async with self.rt.db.session() as s:
-            done = await s.execute(insert(ProcessedEvent)
-                                   .values(key=f"teams:activity:{digest}", at=self.rt.now())
-                                   .on_conflict_do_nothing(index_elements=["key"]))
-            return cast(CursorResult[Any], done).rowcount == 1
+        return await first_time(self.rt, f"teams:activity:{digest}")
 
     # --- sending -----------------------------------------------------------------------
 
@@ -151,7 +144,10 @@ class TeamsBot(Bot):
         else:
             await self._say(context, message, where, in_turn=in_turn)
 
-    async def _card(self, reply: Reply) -> tuple[dict[str, Any], str]:
+    async def _card(self, reply: Reply,
+                    person_id: int | None = None) -> tuple[dict[str, Any], str]:
+        # Tutorial buttons become tracked links for the person who will see them.
+        reply = links.tracked(self.rt, reply, person_id)
         return render.reply_card(reply, await images.sources(self.rt, reply)), reply.text
 
     # --- messages ----------------------------------------------------------------------
@@ -171,7 +167,7 @@ class TeamsBot(Bot):
             await self.answer(context, where, actor, render.form_card(result), result.title,
                               private=True)
             return
-        card, summary = await self._card(result)
+        card, summary = await self._card(result, actor.person.id if actor.person else None)
         await self.answer(context, where, actor, card, summary,
                           private=result.visibility == "private")
 

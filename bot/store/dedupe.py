@@ -1,0 +1,21 @@
+"""Deliveries already handled (a retried webhook, a replayed click): one row per key."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.runtime import Runtime
+from bot.store.tables import ProcessedEvent
+
+
+async def first_time(rt: Runtime, key: str) -> bool:
+    """Record ``key`` as handled; False if it already was (a retry or a replay)."""
+    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
+    async with rt.db.session() as s:
+        result = await s.execute(
+            insert(ProcessedEvent)
+            .values(key=key[:255], at=rt.now())
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        return result.rowcount == 1
