@@ -1,4 +1,4 @@
-"""Who may do what, on every surface: view another person's balance, approve, deny,
+"""Who may do what, on Slack, Teams and the playground: view another person's balance, approve, deny,
 cancel, admin commands, and per-person lines in `/tokens team`."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.server import build_app
 from bot.store.tables import SandboxRequest
 from tests.helpers.server import serving
-from tests.helpers.surfaces import PlaygroundSurface, SlackSurface, Surface
+from tests.helpers.surfaces import PlaygroundSurface, SlackSurface, Surface, TeamsSurface
 
 TOMAS, PRIYA, AISHA = "tomas.novak@acme.example", "priya.raman@acme.example", \
     "aisha.bello@acme.example"
@@ -28,11 +28,19 @@ async def playground_surface(make_runtime) -> AsyncIterator[Surface]:  # type: i
         yield PlaygroundSurface(rt, http, base)
 
 
-@pytest.fixture(params=["slack", "playground"])
+@pytest.fixture
+async def teams_surface(make_runtime) -> AsyncIterator[Surface]:  # type: ignore[no-untyped-def]
+    from tests.helpers.teams import teams_harness
+
+    async with teams_harness(make_runtime) as harness:
+        yield TeamsSurface(harness)
+
+
+@pytest.fixture(params=["slack", "teams", "playground"])
 def surface(request, backend: str) -> Surface:  # type: ignore[no-untyped-def]
     if request.param == "slack":
         return SlackSurface(request.getfixturevalue("slack_bot"))
-    return request.getfixturevalue("playground_surface")  # type: ignore[no-any-return]
+    return request.getfixturevalue(f"{request.param}_surface")  # type: ignore[no-any-return]
 
 
 async def status(surface: Surface) -> str:

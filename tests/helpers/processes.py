@@ -29,7 +29,8 @@ async def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+                detail = proc.stderr.read() if proc.stderr else ""
+                raise RuntimeError(f"server exited with {proc.returncode}: {detail}")
             try:
                 async with http.get(f"{base}/healthz") as resp:
                     if resp.status == 200:

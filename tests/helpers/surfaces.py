@@ -118,3 +118,59 @@ class PlaygroundSurface:
         told = await self._latest_private(me, after)
         form = " [form opened]" if result.get("form") else ""
         return f"{told}{form} {as_text(Reply.from_json(now_row.payload))}"
+
+
+class TeamsSurface:
+    """Through /api/messages with the fake connector (emulator mode)."""
+
+    def __init__(self, harness: Any):
+        self.h = harness
+        self.rt = harness.rt
+        self._installed: set[str] = set()
+
+    async def _install(self, email: str) -> None:
+        if email not in self._installed:
+            await self.h.client.post(self.h.client.install_personal(self.h.user(email),
+                                                                    self.h.fake))
+            self._installed.add(email)
+
+    def _texts(self, posted: list[Any]) -> str:
+        from tests.helpers.teams import card_text
+
+        return " ".join(card_text(p.card) if p.card else str(p.activity.get("text", ""))
+                        for p in posted)
+
+    async def command(self, email: str, text: str) -> str:
+        await self._install(email)
+        before = len(self.h.dm(email))
+        await self.h.say(email, text)
+        return self._texts(self.h.dm(email)[before:])
+
+    async def click(self, email: str, owner: str, key: str, label: str) -> str:
+        from tests.helpers.teams import buttons as card_buttons
+        from tests.helpers.teams import card_text, walk
+
+        for who in (email, owner):
+            await self._install(who)
+        await self.h.deliver()
+        async with self.rt.db.reader() as s:
+            ref = await s.scalar(select(OutboxMessage.ref).where(
+                OutboxMessage.dedupe_key == f"{key}@teams"))
+        posted = next(p for p in self.h.fake.in_conversation(ref["conversation_id"])
+                      if p.id == ref["activity_id"])
+        action = card_buttons(posted.card).get(label)
+        if action is None:
+            return card_text(posted.card)
+        if action["type"] == "Action.ShowCard":  # a confirmation: click its "Yes"
+            action = action["card"]["actions"][0]
+        user = self.h.user(email)
+        before = len(self.h.dm(email))
+        sent = await self.h.client.post(self.h.client.execute(
+            user, action, self.h.client.personal(user, self.h.fake), posted.id))
+        body = sent.body if isinstance(sent.body, dict) else {}
+        card = body.get("value") if isinstance(body.get("value"), dict) else None
+        told = self._texts(self.h.dm(email)[before:])
+        form = " [form opened]" if card and any(
+            str(n.get("type", "")).startswith("Input.") for n in walk(card)) else ""
+        shown = card_text(card) if card else (body.get("value") or "")
+        return f"{told}{form} {shown}"
