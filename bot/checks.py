@@ -92,5 +92,8 @@ async def run_checks(rt: Runtime, *, offline: bool = False) -> list[CheckResult]
         else:
             from bot.usage.pull import probe_source
 
-            out.append(await _guard(name, lambda n=name: probe_source(rt, n)))
+            async def probe(source: str = name) -> str:
+                return await probe_source(rt, source)
+
+            out.append(await _guard(name, probe))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import AppConfig
@@ -157,7 +157,7 @@ async def _sync_identities(s: AsyncSession, cfg: AppConfig) -> int:
     """Provider identities from app.yaml mappings; discovered ones are left alone."""
     team_ids = dict((await s.execute(select(Team.key, Team.id))).all())
     person_ids = dict((await s.execute(select(Person.email, Person.id))).all())
-    await s.execute(Identity.__table__.delete().where(Identity.origin == "config"))
+    await s.execute(delete(Identity).where(Identity.origin == "config"))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for source in ("openai", "anthropic", "litellm"):
         sc = getattr(cfg.sources, source)
@@ -181,9 +181,7 @@ async def _sync_identities(s: AsyncSession, cfg: AppConfig) -> int:
     # Discovered identities with the same key are replaced by the configured mapping.
     discovered = {(k, v) for k, v in (await s.execute(select(Identity.kind, Identity.value)))}
     for key in discovered & rows.keys():
-        await s.execute(
-            Identity.__table__.delete().where(Identity.kind == key[0], Identity.value == key[1])
-        )
+        await s.execute(delete(Identity).where(Identity.kind == key[0], Identity.value == key[1]))
     if rows:
         await s.execute(insert(Identity), list(rows.values()))
     return len(rows)

@@ -42,12 +42,17 @@ def tracked(rt: Runtime, reply: Reply, person_id: int | None) -> Reply:
             buttons = []
             for b in block.buttons:
                 if b.url and b.action in TRACKED_ACTIONS:
-                    query = {"p": str(person_id), "a": b.action, "v": b.value, "u": b.url,
-                             "exp": exp}
-                    query["sig"] = mac(rt, _payload(*(query[k] for k in ("p", "a", "v", "u",
-                                                                         "exp"))))
-                    b = Button(label=b.label, url=f"{base}/go?{urlencode(query)}",
-                               style=b.style)
+                    query = {
+                        "p": str(person_id),
+                        "a": b.action,
+                        "v": b.value,
+                        "u": b.url,
+                        "exp": exp,
+                    }
+                    query["sig"] = mac(
+                        rt, _payload(*(query[k] for k in ("p", "a", "v", "u", "exp")))
+                    )
+                    b = Button(label=b.label, url=f"{base}/go?{urlencode(query)}", style=b.style)
                     changed = True
                 buttons.append(b)
             block = Actions(buttons=buttons)
@@ -63,8 +68,11 @@ def mount(app: web.Application, rt: Runtime) -> None:
         good = hmac.compare_digest(mac(rt, _payload(*fields)), q.get("sig", ""))
         if not good or not exp.isdigit() or int(exp) < rt.now().timestamp():
             raise web.HTTPForbidden(text="This link has expired or is not valid.")
-        if action not in TRACKED_ACTIONS or urlsplit(url).scheme not in ("http", "https") \
-                or not person.isdigit():
+        if (
+            action not in TRACKED_ACTIONS
+            or urlsplit(url).scheme not in ("http", "https")
+            or not person.isdigit()
+        ):
             raise web.HTTPBadRequest(text="Not a trackable link.")
         from handlers import handle_action
         from handlers.context import Actor, Ctx
@@ -72,8 +80,9 @@ def mount(app: web.Application, rt: Runtime) -> None:
         async with rt.db.reader() as s:
             who = await person_by_id(s, int(person))
         try:
-            await handle_action(Ctx(rt, Actor(person=who, platform="link",
-                                              platform_user_id=person)), action, value)
+            await handle_action(
+                Ctx(rt, Actor(person=who, platform="link", platform_user_id=person)), action, value
+            )
         except Exception:  # recording the click must never stand between a person and a link
             log.exception("tracked link action failed")
         raise web.HTTPFound(url)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import metrics
 from bot.reply import Context, Reply, Text
 from bot.runtime import Runtime
+from bot.store.results import affected
 from bot.store.tables import OutboxMessage, Person, Team
 from bot.timeutil import as_utc
 
@@ -84,8 +85,9 @@ def delivery_platforms(rt: Runtime) -> list[str]:
     return names
 
 
-def _insert(s: AsyncSession):  # type: ignore[no-untyped-def]
-    return (pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert)(OutboxMessage)
+def _insert(s: AsyncSession) -> Any:
+    dialect = s.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(OutboxMessage)
 
 
 async def enqueue(
@@ -123,7 +125,7 @@ async def enqueue(
     added = 0
     for row in rows:
         stmt = _insert(s).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        added += (await s.execute(stmt)).rowcount
+        added += affected(await s.execute(stmt))
     if added:
         _wake_after_commit(s, rt)
     return added
@@ -183,7 +185,7 @@ async def enqueue_update(
             )
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
-        added += (await s.execute(stmt)).rowcount
+        added += affected(await s.execute(stmt))
     if added:
         _wake_after_commit(s, rt)
     return added
@@ -192,21 +194,25 @@ async def enqueue_update(
 REOPEN_WITHIN = timedelta(days=7)
 
 
-async def reopen_unreachable(s: AsyncSession, rt: Runtime, *, platform: str,
-                             target_type: str, target_id: int) -> int:
+async def reopen_unreachable(
+    s: AsyncSession, rt: Runtime, *, platform: str, target_type: str, target_id: int
+) -> int:
     """Someone just became reachable (installed the app, wrote to the bot): recent
     messages that could not reach them go out after all, instead of staying lost."""
     result = await s.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.platform == platform, OutboxMessage.status == "unreachable",
-               OutboxMessage.target_type == target_type,
-               OutboxMessage.target_id == target_id,
-               OutboxMessage.created_at >= rt.now() - REOPEN_WITHIN)
+        .where(
+            OutboxMessage.platform == platform,
+            OutboxMessage.status == "unreachable",
+            OutboxMessage.target_type == target_type,
+            OutboxMessage.target_id == target_id,
+            OutboxMessage.created_at >= rt.now() - REOPEN_WITHIN,
+        )
         .values(status="pending", next_attempt_at=rt.now(), last_error=None)
     )
-    if result.rowcount:
+    if affected(result):
         _wake_after_commit(s, rt)
-    return int(result.rowcount or 0)
+    return int(affected(result) or 0)
 
 
 def backoff(attempts: int) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.reply import Context, Header, Reply, Text
+from bot.reply import Block, Context, Header, Reply, Text
 
 SOURCE_NAMES = {
     "openai": "OpenAI",
@@ -28,7 +28,7 @@ COMMANDS = [
 
 def usage_reply(problem: str | None = None) -> Reply:
     lines = "\n".join(f"**{cmd}**  {what}" for cmd, what in COMMANDS)
-    blocks = [Header(text="tokencoach commands")]
+    blocks: list[Block] = [Header(text="tokencoach commands")]
     if problem:
         blocks.insert(0, Text(text=problem))
     blocks.append(Text(text=lines))

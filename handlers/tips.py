@@ -6,7 +6,18 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from bot import ledger, tips
-from bot.reply import ActionResult, Actions, Button, Context, Form, Header, Reply, Text, simple
+from bot.reply import (
+    ActionResult,
+    Actions,
+    Block,
+    Button,
+    Context,
+    Form,
+    Header,
+    Reply,
+    Text,
+    simple,
+)
 from bot.store.tables import Nudge, OutboxMessage, Person, TipEvent
 from handlers.context import Ctx
 from handlers.texts import usage_reply
@@ -108,7 +119,7 @@ async def recommendations(ctx: Ctx) -> Reply:
             break
         picks.append(tut)
         exclude.add(tut.id)
-    blocks = [Header(text="Tutorials for you")]
+    blocks: list[Block] = [Header(text="Tutorials for you")]
     if bal.spent:
         words = tips.CATEGORY_WORDS.get(category or "", "your work")
         blocks.append(

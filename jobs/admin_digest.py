@@ -3,7 +3,7 @@ unattributed spend, sources' freshness, undelivered messages, nudge effect vs ho
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,7 +31,7 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     month = month_of(local_day(now, rt.tz))
     async with rt.db.reader() as s:
 
-        def spend_between(a, b):  # type: ignore[no-untyped-def]
+        def spend_between(a: date, b: date) -> Any:
             return select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
                 UsageDaily.day >= a, UsageDaily.day <= b
             )

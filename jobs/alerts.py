@@ -19,6 +19,7 @@ from bot.nudges.quiet import next_working_moment
 from bot.outbox import enqueue
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
+from bot.store.results import affected
 from bot.store.tables import Person, SandboxGrant, Team, ThresholdAlert, UsageDaily
 from bot.timeutil import local_day, month_of
 from bot.tips import CATEGORY_WORDS, dominant, level_for, pick_tutorial
@@ -52,14 +53,14 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             if category in cfg.categories.low_value:
                 low[pid] += cost
         # The pace window excludes today (a partial day), as the balance card does.
-        rows = await s.execute(
+        window_rows = await s.execute(
             select(UsageDaily.person_id, func.sum(UsageDaily.cost_micros))
             .where(
                 UsageDaily.person_id != 0, UsageDaily.day >= window_start, UsageDaily.day < today
             )
             .group_by(UsageDaily.person_id)
         )
-        window.update({pid: int(c or 0) for pid, c in rows})
+        window.update({pid: int(c or 0) for pid, c in window_rows})
         first_days = dict(
             (
                 await s.execute(
@@ -173,7 +174,7 @@ async def _alert(
     async with rt.db.session() as s:
         won = 0
         for b, t in marks:
-            won += (
+            won += affected(
                 await s.execute(
                     insert(ThresholdAlert)
                     .values(
@@ -181,7 +182,7 @@ async def _alert(
                     )
                     .on_conflict_do_nothing()
                 )
-            ).rowcount
+            )
         if won == 0:
             return False  # another replica got there first
         category = dominant(list(by_cat.items()), cfg.categories.low_value)

@@ -24,6 +24,7 @@ from bot.outbox import enqueue, enqueue_update
 from bot.reply import Actions, Button, Header, Reply, Text
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
+from bot.store.results import affected
 from bot.store.tables import SandboxGrant, SandboxRequest
 from bot.timeutil import as_utc
 
@@ -43,7 +44,7 @@ async def _remind(rt: Runtime, req: SandboxRequest) -> bool:
             .values(reminded_at=now)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             return False
         requester = await person_by_id(s, req.person_id)
         approver = await person_by_id(s, req.current_approver_id or 0)
@@ -120,7 +121,7 @@ async def _escalate(rt: Runtime, req: SandboxRequest) -> bool:
             )
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             return False
         fresh = await s.get(SandboxRequest, req.id)
         assert fresh is not None
@@ -164,7 +165,7 @@ async def _expire(rt: Runtime, req: SandboxRequest) -> bool:
             .values(status="expired", decided_at=now)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             return False
         fresh = await s.get(SandboxRequest, req.id)
         assert fresh is not None
@@ -222,7 +223,7 @@ async def _ask_outcome(rt: Runtime, grant: SandboxGrant) -> bool:
             .values(outcome_asked_at=now)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             return False
         person = await person_by_id(s, grant.person_id)
         ends = cards.stamp(grant.ends_at, person.timezone if person else None, rt.tz)
@@ -250,7 +251,7 @@ async def _end(rt: Runtime, grant: SandboxGrant) -> bool:
             .values(status="ended")
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             return False
         await audit.record(
             s,

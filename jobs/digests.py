@@ -107,7 +107,8 @@ async def build(
             )
         )
         for pid, manager_id in rows:
-            reports[manager_id].append(pid)
+            if manager_id is not None:
+                reports[manager_id].append(pid)
         for manager_id, ids in reports.items():
             managers[manager_id] = compose.team_digest(
                 d,

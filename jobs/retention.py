@@ -9,6 +9,7 @@ from sqlalchemy import delete
 
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
+from bot.store.results import affected
 from bot.store.tables import Chart, OutboxMessage, ProcessedEvent, UsageRecord
 from bot.timeutil import local_day
 
@@ -20,15 +21,15 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     async with rt.db.session() as s:
         # usage_daily is not touched: monthly and daily figures stay exact. The writer
         # refuses records older than the horizon, so a re-ingest cannot half-restore a day.
-        usage = (await s.execute(delete(UsageRecord).where(UsageRecord.day < horizon))).rowcount
-        events = (
+        usage = affected(await s.execute(delete(UsageRecord).where(UsageRecord.day < horizon)))
+        events = affected(
             await s.execute(
                 delete(ProcessedEvent).where(
                     ProcessedEvent.at < now - timedelta(days=keep.processed_events_days)
                 )
             )
-        ).rowcount
-        outbox = (
+        )
+        outbox = affected(
             await s.execute(
                 delete(OutboxMessage).where(
                     OutboxMessage.status.in_(("sent", "skipped")),
@@ -42,10 +43,10 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
                     ),
                 )
             )
-        ).rowcount
-        charts = (
+        )
+        charts = affected(
             await s.execute(delete(Chart).where(Chart.created_at < now - timedelta(days=90)))
-        ).rowcount
+        )
     return {
         "usage_records": usage,
         "processed_events": events,

@@ -24,6 +24,7 @@ from bot.outbox import enqueue, enqueue_update
 from bot.reply import Header, Quote, Reply, Text, simple
 from bot.runtime import Runtime
 from bot.store.locks import xact_lock
+from bot.store.results import affected
 from bot.store.tables import OutboxMessage, SandboxGrant, SandboxRequest
 from bot.timeutil import as_utc, month_at
 
@@ -326,7 +327,7 @@ async def decide(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             # Lost a race to another click or replica: show the card as it now stands.
             return Outcome(
                 simple(f"Request #{req.id} was already handled."),
@@ -478,7 +479,7 @@ async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = 
             .values(status="cancelled", decided_at=now, decided_by_id=actor.id)
             .execution_options(synchronize_session=False)
         )
-        if won.rowcount != 1:
+        if affected(won) != 1:
             return Outcome(simple(f"Request #{req.id} was already {req.status}."), ok=False)
         await s.refresh(req)
         await update_cards(s, rt, req, actor, status="cancelled", who=actor.name)

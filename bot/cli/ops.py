@@ -9,6 +9,7 @@ from rich.table import Table
 
 from bot.cli.common import at_option, console, err_console, run, runtime
 from bot.runtime import Runtime
+from bot.scheduling.runner import RunOutcome
 
 
 @click.group()
@@ -36,7 +37,7 @@ async def _deliver(rt: Runtime) -> str:
     return f"outbox: sent {stats.sent}, retrying {stats.retried}, failed {stats.failed}"
 
 
-def _print_outcomes(outcomes: list) -> int:  # type: ignore[type-arg]
+def _print_outcomes(outcomes: list[RunOutcome]) -> int:
     if not outcomes:
         console.print("nothing due")
     failed = 0
@@ -219,8 +220,8 @@ def digest(
                     console.print(as_text(channel, chart_paths={chart_id: str(path)}), markup=False)
                     console.print()
                 return 0
-            spec = all_jobs()["digests"]
-            outcomes = [await run_occurrence(rt, spec, occ) for occ in occurrences]
+            job = all_jobs()["digests"]
+            outcomes = [await run_occurrence(rt, job, occ) for occ in occurrences]
             code = _print_outcomes(outcomes)
             console.print(await _deliver(rt))
             return code

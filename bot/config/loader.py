@@ -172,9 +172,9 @@ def _cross_check(cfg: AppConfig, people_locs: list[Loc]) -> Iterable[tuple[Loc, 
         who = getattr(cfg.sandbox, key)
         if who and who not in emails:
             yield ("sandbox", key), f"unknown person {who!r} (not in the directory)"
-    for team in cfg.policy.team_caps:
-        if team not in teams:
-            yield ("policy", "team_caps", team), f"unknown team {team!r}"
+    for team_key in cfg.policy.team_caps:
+        if team_key not in teams:
+            yield ("policy", "team_caps", team_key), f"unknown team {team_key!r}"
     for email in cfg.policy.person_caps:
         if email not in emails:
             yield ("policy", "person_caps", email), f"unknown person {email!r}"
@@ -220,14 +220,14 @@ def load_config(path: Path | str | None = None) -> AppConfig:
     try:
         cfg = AppConfig.model_validate(data)
     except ValidationError as exc:
-        issues = []
+        problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check the spelling; see the README's config reference)"
-            issues.append(ConfigIssue(file, lines.line(loc), format_loc(loc), msg))
-        raise ConfigError(issues) from None
+            problems.append(ConfigIssue(file, lines.line(loc), format_loc(loc), msg))
+        raise ConfigError(problems) from None
 
     base_dir = path.parent.resolve()
     people = list(cfg.directory.people)

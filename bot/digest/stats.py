@@ -145,6 +145,8 @@ async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dic
         select(Person.team_id, Person.cap_micros).where(Person.team_id.in_(team_ids), Person.active)
     )
     for team_id, cap in rows:
+        if team_id is None:
+            continue
         team = teams[team_id]
         caps[team_id] += (
             cap
@@ -289,7 +291,7 @@ async def compute(
         )
         .group_by(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider, UsageDaily.model)
     )
-    for team_id, category, provider, model, cost, inp, out, cr, cw in rows:
+    for team_id, category, provider, model, cost, inp, outp, cr, cw in rows:
         target = prices.cheaper_model(model)
         if not target or target == model.lower() or not cost:
             continue
@@ -298,7 +300,7 @@ async def compute(
             continue
         r = routing[team_id]
         r.actual += int(cost)
-        r.estimate += cheap.cost_micros(int(inp or 0), int(out or 0), int(cr or 0), int(cw or 0))
+        r.estimate += cheap.cost_micros(int(inp or 0), int(outp or 0), int(cr or 0), int(cw or 0))
         r.categories.add(category)
 
     # 5. Sandbox experiments and outcomes, tips.
@@ -310,7 +312,8 @@ async def compute(
         )
     ).all():
         names[pid] = name
-        team_of[pid] = tid
+        if tid is not None:
+            team_of[pid] = tid
     experiments: dict[int, list[Experiment]] = defaultdict(list)
     outcomes: dict[int, list[tuple[str, str]]] = defaultdict(list)
     week_from = start_of_day(week_start, rt.tz)
@@ -467,6 +470,8 @@ async def _member_lines(
     )
     default = to_micros(rt.config.policy.default_cap_usd)
     for pid, name, tid, cap in people:
+        if tid is None:
+            continue
         team_cap = team_caps.get(tid)
         base = cap if cap is not None else (team_cap if team_cap is not None else default)
         limit = base + int(granted.get(pid) or 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,7 +72,7 @@ async def holdout_effect(
     ).all()
     if not rows:
         return None
-    by_day: dict = defaultdict(list)  # type: ignore[type-arg]
+    by_day: dict[date, list[tuple[int, str, int]]] = defaultdict(list)
     for pid, cohort, before, created in rows:
         by_day[local_day(created, tz)].append((pid, cohort, before))
     sums: dict[str, list[int]] = {"nudged": [0, 0, 0], "holdout": [0, 0, 0]}
@@ -90,8 +90,8 @@ async def holdout_effect(
             acc[1] += before
             acc[2] += share.basis_points(config.categories.agentic) if share else 0
 
-    def cohort(name: str) -> Cohort:
+    def mean(name: str) -> Cohort:
         n, before, after = sums[name]
         return Cohort(n, before // n if n else 0, after // n if n else 0)
 
-    return Effect(cohort("nudged"), cohort("holdout"))
+    return Effect(mean("nudged"), mean("holdout"))

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import Database
+from bot.store.results import affected
 from bot.store.tables import JobClaim
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -25,7 +26,7 @@ MAX_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(minutes=5)
 
 
-def _insert(db: Database):  # type: ignore[no-untyped-def]
+def _insert(db: Database) -> Any:
     return (sqlite_insert if db.is_sqlite else pg_insert)(JobClaim)
 
 
@@ -48,7 +49,7 @@ async def claim(
             )
             .on_conflict_do_nothing(index_elements=["job", "period"])
         )
-        if (await s.execute(stmt)).rowcount == 1:
+        if affected(await s.execute(stmt)) == 1:
             return True
         # Take over a dead holder's claim, or retry a failed one after a backoff.
         retake = (
@@ -71,7 +72,7 @@ async def claim(
                 error=None,
             )
         )
-        return (await s.execute(retake)).rowcount == 1
+        return affected(await s.execute(retake)) == 1
 
 
 async def extend(db: Database, job: str, period: str, *, until: datetime) -> None:

@@ -209,8 +209,10 @@ async def apply_result(
             "Slack refused a follow-up call",
             extra={"error": exc.response.get("error"), "user": body["user"]["id"]},
         )
-        fallback = result.update or result.reply or simple(
-            "That didn't open in time — please click again."
+        fallback = (
+            result.update
+            or result.reply
+            or simple("That didn't open in time — please click again.")
         )
         try:
             await client.chat_postEphemeral(

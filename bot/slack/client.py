@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -18,7 +19,7 @@ def web_client(rt: Runtime, *, interactive: bool = True) -> AsyncWebClient:
     """Interactive calls (views.open within a 3 s trigger) retry briefly in-process;
     delivery retries connection errors only and leaves 429/5xx to the durable outbox,
     which reschedules with Retry-After instead of holding a sender busy."""
-    handlers: list = [AsyncConnectionErrorRetryHandler(max_retry_count=2)]  # type: ignore[type-arg]
+    handlers: list[AsyncRetryHandler] = [AsyncConnectionErrorRetryHandler(max_retry_count=2)]
     if interactive:
         handlers += [
             AsyncRateLimitErrorRetryHandler(max_retry_count=1),

@@ -243,7 +243,7 @@ def form_values(view: dict[str, Any]) -> dict[str, str]:
     """view.state.values[block_id]['value'] -> {field: text}."""
     out: dict[str, str] = {}
     for block_id, actions in (view.get("state", {}).get("values") or {}).items():
-        state = actions.get("value") or next(iter(actions.values()), {})
+        state: Any = actions.get("value") or next(iter(actions.values()), {})
         if not isinstance(state, dict):
             continue
         if state.get("selected_option"):

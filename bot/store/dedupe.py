@@ -6,6 +6,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.runtime import Runtime
+from bot.store.results import affected
 from bot.store.tables import ProcessedEvent
 
 
@@ -18,4 +19,4 @@ async def first_time(rt: Runtime, key: str) -> bool:
             .values(key=key[:255], at=rt.now())
             .on_conflict_do_nothing(index_elements=["key"])
         )
-        return result.rowcount == 1
+        return affected(result) == 1

@@ -14,6 +14,6 @@ async def xact_lock(session: AsyncSession, name: str) -> None:
     PostgreSQL: an advisory lock. SQLite: write transactions already begin IMMEDIATE,
     which serializes writers, so there is nothing more to take.
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         key = zlib.crc32(name.encode()) - 2**31
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
