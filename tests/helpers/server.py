@@ -17,7 +17,8 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
+    # Test fakes stall on purpose; don't wait for those handlers when the test is over.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
