@@ -223,10 +223,12 @@ async def team_by_key(s: AsyncSession, key: str) -> Team | None:
     return await s.scalar(select(Team).where(Team.key == key))
 
 
+def resolve_cap(person_cap: int | None, team_cap: int | None, default: int) -> int:
+    """A monthly cap: the person's override, else the team's cap, else the org default."""
+    if person_cap is not None:
+        return person_cap
+    return team_cap if team_cap is not None else default
+
+
 def cap_micros(rt: Runtime, person: PersonView, team_cap: int | None) -> int:
-    """The person's monthly cap: person override > team cap > org default."""
-    if person.cap_micros is not None:
-        return person.cap_micros
-    if team_cap is not None:
-        return team_cap
-    return to_micros(rt.config.policy.default_cap_usd)
+    return resolve_cap(person.cap_micros, team_cap, to_micros(rt.config.policy.default_cap_usd))

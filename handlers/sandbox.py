@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from bot.approvals import flow
+from bot.approvals.cards import decision_buttons
 from bot.approvals.policy import RequestInvalid
 from bot.directory import people_by_ids
 from bot.money import fmt_usd
@@ -232,24 +233,7 @@ async def list_requests(ctx: Ctx, args: list[str]) -> Reply | Form:
                     f"for {r.duration_days} days — {literal(r.purpose[:150])}"
                 )
             )
-            blocks.append(
-                Actions(
-                    buttons=[
-                        Button(
-                            label="Approve",
-                            action="sandbox.approve",
-                            value=f"{r.id}:{r.stage}",
-                            style="primary",
-                        ),
-                        Button(
-                            label="Deny",
-                            action="sandbox.deny",
-                            value=f"{r.id}:{r.stage}",
-                            style="danger",
-                        ),
-                    ]
-                )
-            )
+            blocks.append(decision_buttons(r))
     blocks.append(
         Text(
             text="**Yours**"

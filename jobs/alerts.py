@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bot.directory import resolve_cap
 from bot.ledger import FORECAST_WINDOW_DAYS, forecast
 from bot.money import pct, to_micros
 from bot.nudges import messages
-from bot.nudges.quiet import next_working_moment
-from bot.outbox import enqueue
+from bot.nudges.quiet import enqueue_in_working_hours
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
 from bot.store.results import affected
@@ -107,11 +107,7 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         if person is None:
             continue
         team_cap = team_caps.get(person.team_id) if person.team_id else None
-        cap = (
-            person.cap_micros
-            if person.cap_micros is not None
-            else (team_cap if team_cap is not None else default_cap)
-        )
+        cap = resolve_cap(person.cap_micros, team_cap, default_cap)
         limit = cap + int(grants.get(pid) or 0)
         if limit <= 0:
             continue
@@ -199,15 +195,12 @@ async def _alert(
             tutorial=tutorial,
             sandbox=cfg.sandbox.enabled,
         )
-        when = next_working_moment(rt.now(), person.timezone or rt.tz, cfg.nudges)
-        await enqueue(
+        await enqueue_in_working_hours(
             s,
             rt,
+            person,
             kind="threshold_alert",
-            target_type="person",
-            target_id=person.id,
             reply=reply,
-            deliver_after=when,
             key=f"alert:{person.id}:{period}:{basis}:{threshold}",
         )
     return True

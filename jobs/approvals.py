@@ -21,7 +21,7 @@ from bot.config.types import parse_duration
 from bot.directory import person_by_id
 from bot.money import fmt_usd
 from bot.outbox import enqueue, enqueue_update
-from bot.reply import Actions, Button, Header, Reply, Text
+from bot.reply import Header, Reply, Text, literal
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
 from bot.store.results import affected
@@ -56,26 +56,11 @@ async def _remind(rt: Runtime, req: SandboxRequest) -> bool:
             blocks=[
                 Header(text="A sandbox request is waiting for you"),
                 Text(
-                    text=f"**{requester.name}** asked for "
+                    text=f"**{literal(requester.name)}** asked for "
                     f"**{fmt_usd(req.amount_micros)}** {waited} hours ago: "
-                    f"“{req.purpose[:200]}”"
+                    f"“{literal(req.purpose[:200])}”"
                 ),
-                Actions(
-                    buttons=[
-                        Button(
-                            label="Approve",
-                            action="sandbox.approve",
-                            value=f"{req.id}:{req.stage}",
-                            style="primary",
-                        ),
-                        Button(
-                            label="Deny",
-                            action="sandbox.deny",
-                            value=f"{req.id}:{req.stage}",
-                            style="danger",
-                        ),
-                    ]
-                ),
+                cards.decision_buttons(req),
             ],
         )
         await enqueue(

@@ -15,9 +15,8 @@ from sqlalchemy import select
 
 from bot.money import to_micros
 from bot.nudges import messages
-from bot.nudges.quiet import next_working_moment
+from bot.nudges.quiet import enqueue_in_working_hours
 from bot.nudges.shares import trailing
-from bot.outbox import enqueue
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
 from bot.store.tables import Nudge, Person
@@ -132,16 +131,8 @@ async def _decide(
                 variant=variant,
                 sandbox=cfg.sandbox.enabled,
             )
-            when = next_working_moment(rt.now(), person.timezone or rt.tz, cfg.nudges)
-            await enqueue(
-                s,
-                rt,
-                kind="nudge",
-                target_type="person",
-                target_id=person.id,
-                reply=reply,
-                key=f"nudge:{person.id}:{period}",
-                deliver_after=when,
+            await enqueue_in_working_hours(
+                s, rt, person, kind="nudge", reply=reply, key=f"nudge:{person.id}:{period}"
             )
     return 1
 

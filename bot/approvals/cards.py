@@ -80,6 +80,15 @@ def _request_blocks(
     return blocks
 
 
+def decision_buttons(req: SandboxRequest) -> Actions:
+    """Approve / Deny for the request's current stage (a stale stage's buttons do nothing)."""
+    value = f"{req.id}:{req.stage}"
+    return Actions(buttons=[
+        Button(label="Approve", action="sandbox.approve", value=value, style="primary"),
+        Button(label="Deny", action="sandbox.deny", value=value, style="danger"),
+    ])
+
+
 def approver_card(
     req: SandboxRequest,
     requester: PersonView,
@@ -89,24 +98,7 @@ def approver_card(
     expires: str,
 ) -> Reply:
     blocks = _request_blocks(req, requester, figures, stage_note=stage_note)
-    blocks.append(
-        Actions(
-            buttons=[
-                Button(
-                    label="Approve",
-                    action="sandbox.approve",
-                    value=f"{req.id}:{req.stage}",
-                    style="primary",
-                ),
-                Button(
-                    label="Deny",
-                    action="sandbox.deny",
-                    value=f"{req.id}:{req.stage}",
-                    style="danger",
-                ),
-            ]
-        )
-    )
+    blocks.append(decision_buttons(req))
     blocks.append(
         Context(
             text=f"You're the approver for this stage. If nobody decides, it expires on {expires}."

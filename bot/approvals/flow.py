@@ -253,44 +253,18 @@ async def decide(
     platform: str = "cli",
 ) -> Outcome:
     """Approve or deny the stage named in ``value`` ('<request id>:<stage>')."""
-    req_part, _, stage_part = value.partition(":")
-    if not req_part.isdigit() or not stage_part.isdigit():
+    target = _parse_stage(value)
+    if target is None:
         return Outcome(simple("That button is no longer valid."), ok=False)
-    req_id, stage = int(req_part), int(stage_part)
+    req_id, stage = target
     now = rt.now()
     async with rt.db.session() as s:
         req = await s.get(SandboxRequest, req_id)
-        if req is None:
-            return Outcome(simple("That request doesn't exist any more."), ok=False)
+        refusal = await _refusal(s, rt, req, actor, stage, platform=platform)
+        if refusal is not None:
+            return refusal
+        assert req is not None  # _refusal refuses a missing request
         subject = f"sandbox_request:{req.id}"
-        if req.person_id == actor.id:
-            await audit.record(
-                s,
-                at=now,
-                action="sandbox.self_approval_refused",
-                actor=platform,
-                actor_id=actor.id,
-                subject=subject,
-            )
-            return Outcome(simple("You can't decide your own request."), ok=False)
-        if req.status != "pending" or req.stage != stage:
-            # A double click, a retry, or someone else was first: say so, change nothing.
-            return Outcome(
-                simple(f"Request #{req.id} was already handled."),
-                await decided_card_for(rt, req.id, actor) if req.status != "pending" else None,
-                ok=False,
-            )
-        if req.current_approver_id != actor.id:
-            await audit.record(
-                s,
-                at=now,
-                action="sandbox.unauthorized_decision",
-                actor=platform,
-                actor_id=actor.id,
-                subject=subject,
-                detail={"approve": approve},
-            )
-            return Outcome(simple("This request isn't yours to decide."), ok=False)
         if not approve:
             reason_text = " ".join((reason or "").split())
             if len(reason_text) < 3:
@@ -536,35 +510,45 @@ async def may_decide(
     rt: Runtime, actor: PersonView, value: str, *, platform: str = "cli"
 ) -> Outcome | None:
     """None if ``actor`` may decide the stage in ``value`` now; else why not (audited)."""
+    target = _parse_stage(value)
+    if target is None:
+        return Outcome(simple("That button is no longer valid."), ok=False)
+    async with rt.db.session() as s:
+        req = await s.get(SandboxRequest, target[0])
+        return await _refusal(s, rt, req, actor, target[1], platform=platform)
+
+
+def _parse_stage(value: str) -> tuple[int, int] | None:
+    """A decision button's value: '<request id>:<stage>'."""
     req_part, _, stage_part = value.partition(":")
     if not req_part.isdigit() or not stage_part.isdigit():
-        return Outcome(simple("That button is no longer valid."), ok=False)
-    now = rt.now()
-    async with rt.db.session() as s:
-        req = await s.get(SandboxRequest, int(req_part))
-        if req is None:
-            return Outcome(simple("That request doesn't exist any more."), ok=False)
-        subject = f"sandbox_request:{req.id}"
-        if req.person_id == actor.id:
-            await audit.record(
-                s,
-                at=now,
-                action="sandbox.self_approval_refused",
-                actor=platform,
-                actor_id=actor.id,
-                subject=subject,
-            )
-            return Outcome(simple("You can't decide your own request."), ok=False)
-        if req.status != "pending" or req.stage != int(stage_part):
-            return Outcome(simple(f"Request #{req.id} was already handled."), ok=False)
-        if req.current_approver_id != actor.id:
-            await audit.record(
-                s,
-                at=now,
-                action="sandbox.unauthorized_decision",
-                actor=platform,
-                actor_id=actor.id,
-                subject=subject,
-            )
-            return Outcome(simple("This request isn't yours to decide."), ok=False)
+        return None
+    return int(req_part), int(stage_part)
+
+
+async def _refusal(
+    s: AsyncSession,
+    rt: Runtime,
+    req: SandboxRequest | None,
+    actor: PersonView,
+    stage: int,
+    *,
+    platform: str,
+) -> Outcome | None:
+    """Why ``actor`` may not decide ``stage`` of ``req`` now, audited; None if they may."""
+    if req is None:
+        return Outcome(simple("That request doesn't exist any more."), ok=False)
+    subject = f"sandbox_request:{req.id}"
+    if req.person_id == actor.id:
+        await audit.record(s, at=rt.now(), action="sandbox.self_approval_refused",
+                           actor=platform, actor_id=actor.id, subject=subject)
+        return Outcome(simple("You can't decide your own request."), ok=False)
+    if req.status != "pending" or req.stage != stage:
+        # A double click, a retry, or someone else was first: say so, change nothing.
+        card = await decided_card_for(rt, req.id, actor) if req.status != "pending" else None
+        return Outcome(simple(f"Request #{req.id} was already handled."), card, ok=False)
+    if req.current_approver_id != actor.id:
+        await audit.record(s, at=rt.now(), action="sandbox.unauthorized_decision",
+                           actor=platform, actor_id=actor.id, subject=subject)
+        return Outcome(simple("This request isn't yours to decide."), ok=False)
     return None

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.directory import resolve_cap
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -147,12 +148,7 @@ async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dic
     for team_id, cap in rows:
         if team_id is None:
             continue
-        team = teams[team_id]
-        caps[team_id] += (
-            cap
-            if cap is not None
-            else (team.cap_micros if team.cap_micros is not None else default)
-        )
+        caps[team_id] += resolve_cap(cap, teams[team_id].cap_micros, default)
     return {
         tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
         for tid, t in teams.items()
@@ -473,7 +469,7 @@ async def _member_lines(
         if tid is None:
             continue
         team_cap = team_caps.get(tid)
-        base = cap if cap is not None else (team_cap if team_cap is not None else default)
+        base = resolve_cap(cap, team_cap, default)
         limit = base + int(granted.get(pid) or 0)
         digests[tid].members.append(
             PersonLine(

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.config.models import NudgesConfig
+from bot.outbox import enqueue
+from bot.reply import Reply
+from bot.runtime import Runtime
+from bot.store.tables import Person
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -26,3 +32,20 @@ def next_working_moment(at: datetime, tz: str, cfg: NudgesConfig) -> datetime:
         if local < start:
             return start.astimezone(at.tzinfo)
     return at  # no working days configured at all: don't hold messages forever
+
+
+async def enqueue_in_working_hours(
+    s: AsyncSession, rt: Runtime, person: Person, *, kind: str, reply: Reply, key: str
+) -> None:
+    """Queue a personal message to go out at the next working moment in their zone."""
+    when = next_working_moment(rt.now(), person.timezone or rt.tz, rt.config.nudges)
+    await enqueue(
+        s,
+        rt,
+        kind=kind,
+        target_type="person",
+        target_id=person.id,
+        reply=reply,
+        key=key,
+        deliver_after=when,
+    )
