@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from bot import ledger, tips
+from bot.nudges.shares import trailing
 from bot.reply import (
     ActionResult,
     Actions,
@@ -19,6 +20,7 @@ from bot.reply import (
     simple,
 )
 from bot.store.tables import Nudge, OutboxMessage, Person, TipEvent
+from bot.timeutil import local_day
 from handlers.context import Ctx
 from handlers.texts import usage_reply
 
@@ -103,10 +105,13 @@ async def tips_command(ctx: Ctx, args: list[str]) -> Reply | Form:
 
 async def recommendations(ctx: Ctx) -> Reply:
     cfg = ctx.rt.config
+    window = cfg.nudges.window_days
     async with ctx.rt.db.reader() as s:
         bal = await ledger.balance(ctx.rt, s, ctx.person)
         had = await tips.tutorials_had(s, ctx.person.id)
         enabled = await s.scalar(select(Person.tips_enabled).where(Person.id == ctx.person.id))
+        recent = (await trailing(s, end=local_day(ctx.rt.now(), ctx.rt.tz), days=window,
+                                 person_ids=[ctx.person.id])).get(ctx.person.id)
     category = tips.dominant(bal.by_category, cfg.categories.low_value) or tips.dominant(
         bal.by_category, cfg.categories.names
     )
@@ -120,13 +125,15 @@ async def recommendations(ctx: Ctx) -> Reply:
         picks.append(tut)
         exclude.add(tut.id)
     blocks: list[Block] = [Header(text="Tutorials for you")]
-    if bal.spent:
+    if recent and recent.spend:
         words = tips.CATEGORY_WORDS.get(category or "", "your work")
+        change = recent.agentic_change(cfg)
+        trend = f" ({change:+d} pts on the {window} days before)" if recent.prev else ""
         blocks.append(
             Text(
-                text=f"This month {bal.low_value_share}% of your spend went to "
-                f"routine work and {bal.agentic_share}% to agentic work; "
-                f"most of it was {words}."
+                text=f"Over the last {window} days {recent.low_value(cfg)}% of your spend went "
+                f"to routine work and {recent.agentic(cfg)}% to agentic work{trend}; most of "
+                f"it was {words}."
             )
         )
     if not picks:

@@ -168,3 +168,21 @@ def test_quiet_hours_follow_the_persons_zone(base_config) -> None:  # type: igno
         "2026-11-30T14:00:00+00:00")  # Monday 09:00 New York
     tuesday = datetime.fromisoformat("2026-11-24T15:00:00+00:00")
     assert next_working_moment(tuesday, "America/New_York", n) == tuesday
+
+
+async def test_tips_show_the_agentic_share_and_its_change(slack_bot) -> None:  # type: ignore[no-untyped-def]
+    bot = slack_bot
+    bot.rt.clock.set(SWEEP)
+    recs = []
+    for offset in range(1, 56):
+        day = date(2026, 11, 24) - timedelta(days=offset)
+        agentic = "4.00" if offset < 28 else "1.00"  # 40% now, 10% in the 28 days before
+        recs.append(record(bot.rt, AGENTIC, day, cost=agentic, category="agentic", tools=2))
+        recs.append(record(bot.rt, AGENTIC, day, cost=f"{10 - float(agentic):.2f}",
+                           category="summarization"))
+    await write(bot.rt, recs)
+    _, body = await bot.client.command(bot.uid(AGENTIC), "tips")
+    from tests.helpers.slack import block_texts
+
+    text = " ".join(block_texts(body["blocks"]))
+    assert "60% of your spend went to routine work and 40% to agentic work (+30 pts" in text
