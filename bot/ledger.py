@@ -107,23 +107,67 @@ async def team_cap(s: AsyncSession, team_id: int | None) -> int | None:
     return await s.scalar(select(Team.cap_micros).where(Team.id == team_id))
 
 
-async def active_grants(s: AsyncSession, person_id: int, now: datetime) -> list[Grant]:
+async def month_grants(s: AsyncSession, person_id: int, month: Month, now: datetime,
+                       tz: str) -> list[Grant]:
+    """Grants that have started and overlap ``month`` (ended ones included)."""
     rows = await s.execute(
-        select(
-            SandboxGrant.id,
-            SandboxGrant.amount_micros,
-            SandboxGrant.starts_at,
-            SandboxGrant.ends_at,
-        )
+        select(SandboxGrant.id, SandboxGrant.amount_micros, SandboxGrant.starts_at,
+               SandboxGrant.ends_at)
         .where(
             SandboxGrant.person_id == person_id,
-            SandboxGrant.status == "active",
+            SandboxGrant.status.in_(("active", "ended")),
             SandboxGrant.starts_at <= now,
-            SandboxGrant.ends_at > now,
+            SandboxGrant.starts_at < start_of_day(month.last + timedelta(days=1), tz),
+            SandboxGrant.ends_at > start_of_day(month.first, tz),
         )
         .order_by(SandboxGrant.ends_at)
     )
     return [Grant(i, a, as_utc(st), as_utc(en)) for i, a, st, en in rows]
+
+
+async def granted_people(s: AsyncSession, month: Month, now: datetime, tz: str) -> set[int]:
+    """Who has a grant overlapping ``month`` (for batch jobs: only they need the lookup)."""
+    rows = await s.scalars(
+        select(SandboxGrant.person_id).distinct().where(
+            SandboxGrant.status.in_(("active", "ended")),
+            SandboxGrant.starts_at <= now,
+            SandboxGrant.starts_at < start_of_day(month.last + timedelta(days=1), tz),
+            SandboxGrant.ends_at > start_of_day(month.first, tz),
+        ))
+    return set(rows.all())
+
+
+async def month_limit(s: AsyncSession, person_id: int, cap: int, month: Month, now: datetime,
+                      tz: str) -> int:
+    """The month's limit: the cap plus what sandbox grants add (see sandbox_allowance)."""
+    grants = await month_grants(s, person_id, month, now, tz)
+    return cap + await sandbox_allowance(s, person_id, cap, grants, month, tz)
+
+
+async def sandbox_allowance(s: AsyncSession, person_id: int, cap: int, grants: list[Grant],
+                            month: Month, tz: str) -> int:
+    """What the grants add to this month's limit.
+
+    A grant is extra headroom of its amount over its whole duration, not per month: what
+    it already covered in earlier months (spend above the cap there) is used up. So a
+    $500 grant spanning October and November adds $500 in all, as the pool was charged.
+    """
+    if not grants:
+        return 0
+    total = sum(g.amount for g in grants)
+    first = month_of(local_day(min(g.starts_at for g in grants), tz))
+    if first.first >= month.first:
+        return total
+    rows = await s.execute(
+        select(UsageDaily.day, func.sum(UsageDaily.cost_micros))
+        .where(UsageDaily.person_id == person_id, UsageDaily.day >= first.first,
+               UsageDaily.day < month.first)
+        .group_by(UsageDaily.day))
+    spent: dict[str, int] = defaultdict(int)
+    for day, cost in rows:
+        spent[day.strftime("%Y-%m")] += int(cost or 0)
+    used = sum(max(0, v - cap) for v in spent.values())
+    return max(0, total - used)
 
 
 async def freshness(s: AsyncSession) -> dict[str, datetime | None]:
@@ -206,9 +250,9 @@ async def balance(
             UsageDaily.person_id == person.id, UsageDaily.day >= today - timedelta(days=60)
         )
     )
-    grants = await active_grants(s, person.id, now)
     cap = cap_micros(rt, person, await team_cap(s, person.team_id))
-    sandbox = sum(g.amount for g in grants)
+    grants = await month_grants(s, person.id, month, now, tz)
+    sandbox = await sandbox_allowance(s, person.id, cap, grants, month, tz)
     cats = rt.config.categories
     return Balance(
         person=person,

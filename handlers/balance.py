@@ -140,9 +140,11 @@ def balance_blocks(rt: Runtime, bal: Balance, *, own: bool = True) -> list[Block
     ]
     for grant in bal.grants:
         ends = _local(rt, bal.person, grant.ends_at)
-        blocks.append(
-            Context(text=f"Sandbox grant #{grant.id}: {fmt_usd(grant.amount)} until {ends:%b %-d}")
-        )
+        when = f"until {ends:%b %-d}" if grant.ends_at > rt.now() else f"ended {ends:%b %-d}"
+        blocks.append(Context(text=f"Sandbox grant #{grant.id}: {fmt_usd(grant.amount)} {when}"))
+    if bal.grants and bal.sandbox < sum(g.amount for g in bal.grants):
+        blocks.append(Context(text="A grant's amount covers its whole duration; what earlier "
+                                   "months used of it is not available again."))
     if bal.by_category:
         blocks.append(
             Facts(

@@ -13,14 +13,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.directory import resolve_cap
-from bot.ledger import FORECAST_WINDOW_DAYS, forecast
+from bot.ledger import FORECAST_WINDOW_DAYS, forecast, granted_people, month_limit
 from bot.money import pct, to_micros
 from bot.nudges import messages
 from bot.nudges.quiet import enqueue_in_working_hours
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
 from bot.store.results import affected
-from bot.store.tables import Person, SandboxGrant, Team, ThresholdAlert, UsageDaily
+from bot.store.tables import Person, Team, ThresholdAlert, UsageDaily
 from bot.timeutil import local_day, month_of
 from bot.tips import CATEGORY_WORDS, dominant, level_for, pick_tutorial
 
@@ -77,19 +77,7 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             ).all()
         }
         team_caps = dict((await s.execute(select(Team.id, Team.cap_micros))).all())
-        grants = dict(
-            (
-                await s.execute(
-                    select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
-                    .where(
-                        SandboxGrant.status == "active",
-                        SandboxGrant.ends_at > now,
-                        SandboxGrant.starts_at <= now,
-                    )
-                    .group_by(SandboxGrant.person_id)
-                )
-            ).all()
-        )
+        with_grants = await granted_people(s, month, now, rt.tz)
         sent = {
             (r.person_id, r.basis, r.threshold)
             for r in (
@@ -108,7 +96,11 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             continue
         team_cap = team_caps.get(person.team_id) if person.team_id else None
         cap = resolve_cap(person.cap_micros, team_cap, default_cap)
-        limit = cap + int(grants.get(pid) or 0)
+        if pid in with_grants:
+            async with rt.db.reader() as s:
+                limit = await month_limit(s, pid, cap, month, now, rt.tz)
+        else:
+            limit = cap
         if limit <= 0:
             continue
         crossed = [t for t in a.thresholds if total * 100 >= t * limit]

@@ -7,6 +7,8 @@ escalate or expire twice; outgoing messages go through the outbox with stable ke
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from sqlalchemy import select, update
 
 from bot import audit
 from bot.approvals import cards
-from bot.approvals.flow import confirm_key, send_card, update_cards
+from bot.approvals.flow import close_orphan, confirm_key, send_card, update_cards
 from bot.approvals.gateway import sync_grants
 from bot.approvals.policy import escalation_target
 from bot.config.types import parse_duration
@@ -25,8 +27,10 @@ from bot.reply import Header, Reply, Text, literal
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
 from bot.store.results import affected
-from bot.store.tables import SandboxGrant, SandboxRequest
+from bot.store.tables import Person, SandboxGrant, SandboxRequest
 from bot.timeutil import as_utc
+
+log = logging.getLogger("tokencoach.jobs.approvals")
 
 
 async def _remind(rt: Runtime, req: SandboxRequest) -> bool:
@@ -272,7 +276,22 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
                 )
             )
         ).all()
+    async with rt.db.reader() as s:
+        active = set((await s.scalars(select(Person.id).where(Person.active))).all())
+    counts["closed"] = counts["errors"] = 0
+
+    async def step(label: str, work: Awaitable[bool]) -> None:
+        # One bad row must not stop the others (or the grant ends and syncs below).
+        try:
+            counts[label] += await work
+        except Exception:
+            log.exception("approvals step failed", extra={"step": label})
+            counts["errors"] += 1
+
     for req in pending:
+        if req.person_id not in active:
+            await step("closed", close_orphan(rt, req.id))
+            continue
         # Use the policy snapshotted on the request: later config edits don't move timers.
         snap = req.policy or {}
         expire_after = _td(snap.get("expire_after"), cfg.expire_after)
@@ -280,16 +299,16 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         remind_after = _td(snap.get("reminder_after"), cfg.reminder_after)
         waited = now - as_utc(req.stage_started_at)
         if now - as_utc(req.created_at) >= expire_after:
-            counts["expired"] += await _expire(rt, req)
+            await step("expired", _expire(rt, req))
         elif waited >= escalate_after and req.escalated_at is None:
-            counts["escalated"] += await _escalate(rt, req)
+            await step("escalated", _escalate(rt, req))
         elif waited >= remind_after and req.reminded_at is None:
-            counts["reminded"] += await _remind(rt, req)
+            await step("reminded", _remind(rt, req))
     for grant in asking:
         if as_utc(grant.ends_at) > now:
-            counts["outcome_asked"] += await _ask_outcome(rt, grant)
+            await step("outcome_asked", _ask_outcome(rt, grant))
     for grant in ending:
-        counts["ended"] += await _end(rt, grant)
+        await step("ended", _end(rt, grant))
     counts.update(await sync_grants(rt))
     return counts
 

@@ -252,3 +252,47 @@ async def test_permanent_failure_is_reported_to_admins(slack_bot) -> None:  # ty
     assert len(alerts) == 1
 
 
+
+
+async def test_a_request_from_someone_who_left_is_closed_without_stalling_others(slack_bot) -> None:  # type: ignore[no-untyped-def]
+    from bot.directory import sync_directory
+    from bot.scheduling.runner import run_job
+    from tests.conftest import with_overrides
+
+    bot = slack_bot
+    await ask(bot, TOMAS, "sandbox 100 Build an agent that triages bug reports")
+    await ask(bot, AISHA, "sandbox 100 Build a code review agent for our repo")
+    await bot.deliver()
+    # Tomás leaves: he is removed from app.yaml and the directory is synced.
+    cfg = bot.rt.config
+    people = [p.model_dump(mode="json") for p in cfg.directory.people if p.email != TOMAS]
+    bot.rt.config = with_overrides(cfg, directory={**cfg.directory.model_dump(
+        mode="json", exclude={"people_csv"}), "people": people})
+    await sync_directory(bot.rt)
+    bot.rt.clock.advance(hours=25)
+    [outcome] = await run_job(bot.rt, "approvals")
+    assert outcome.ok and outcome.result["closed"] == 1 and outcome.result["reminded"] == 1
+    assert outcome.result["errors"] == 0
+    await bot.deliver()
+    assert "no longer in the directory" in text_of(card_in(bot.fake, PRIYA, 1))
+    assert buttons(card_in(bot.fake, PRIYA, 1)) == {}
+    async with bot.rt.db.reader() as s:
+        statuses = dict((await s.execute(select(SandboxRequest.id, SandboxRequest.status))).all())
+    assert statuses == {1: "cancelled", 2: "pending"}
+
+
+async def test_a_corrected_form_resubmission_goes_through(slack_bot) -> None:  # type: ignore[no-untyped-def]
+    bot = slack_bot
+    await bot.client.command(bot.uid(TOMAS), "sandbox")
+    view = bot.fake.calls_to("views.open")[-1]["view"]
+    values = {"amount": "abc", "duration": "30",
+              "purpose": "Build an agent that triages bug reports", "expected_outcome": ""}
+    first = bot.client.view_submission(bot.uid(TOMAS), view, values)
+    status, body = await bot.client.interact(first)
+    assert body["response_action"] == "errors" and "amount" in body["errors"]
+    # Slack keeps the same view (id and hash) when a submission is answered with errors.
+    again = copy.deepcopy(first)
+    again["view"]["state"]["values"]["amount"]["value"]["value"] = "120"
+    status, body = await bot.client.interact(again)
+    assert status == 200 and body in ("", {})
+    assert await count(bot.rt, SandboxRequest) == 1

@@ -29,6 +29,7 @@ STATUS_LINES = {
     "denied": "❌ **Denied** by {who} · {when}",
     "expired": "⏱ **Expired** without a decision · {when}",
     "cancelled": "↩ **Cancelled** by the requester · {when}",
+    "closed": "🚫 **Closed**: {who} is no longer in the directory · {when}",
     "escalated": "➡ **Escalated** to {who} · {when}",
     "forwarded": "✅ **Approved** by {who} · {when} — now waiting for the second approval",
 }
@@ -83,10 +84,12 @@ def _request_blocks(
 def decision_buttons(req: SandboxRequest) -> Actions:
     """Approve / Deny for the request's current stage (a stale stage's buttons do nothing)."""
     value = f"{req.id}:{req.stage}"
-    return Actions(buttons=[
-        Button(label="Approve", action="sandbox.approve", value=value, style="primary"),
-        Button(label="Deny", action="sandbox.deny", value=value, style="danger"),
-    ])
+    return Actions(
+        buttons=[
+            Button(label="Approve", action="sandbox.approve", value=value, style="primary"),
+            Button(label="Deny", action="sandbox.deny", value=value, style="danger"),
+        ]
+    )
 
 
 def approver_card(

@@ -18,6 +18,7 @@ from bot import audit, ledger
 from bot.approvals import cards, policy
 from bot.approvals.cards import RequesterFigures
 from bot.approvals.policy import RequestInvalid
+from bot.config.types import parse_duration
 from bot.directory import PersonView, person_by_id
 from bot.money import fmt_usd, to_micros
 from bot.outbox import enqueue, enqueue_update
@@ -25,7 +26,7 @@ from bot.reply import Header, Quote, Reply, Text, simple
 from bot.runtime import Runtime
 from bot.store.locks import xact_lock
 from bot.store.results import affected
-from bot.store.tables import OutboxMessage, SandboxGrant, SandboxRequest
+from bot.store.tables import OutboxMessage, Person, SandboxGrant, SandboxRequest
 from bot.timeutil import as_utc, month_at
 
 __all__ = ["RequestInvalid", "cancel", "create", "decide"]
@@ -63,7 +64,12 @@ async def figures(
 
 
 def _expires(rt: Runtime, req: SandboxRequest, tz: str | None) -> str:
-    return cards.stamp(as_utc(req.created_at) + rt.config.sandbox.expire_after, tz, rt.tz)
+    # The policy snapshotted on the request decides, as it does for the expiry job.
+    try:
+        after = parse_duration((req.policy or {}).get("expire_after") or "")
+    except ValueError:
+        after = rt.config.sandbox.expire_after
+    return cards.stamp(as_utc(req.created_at) + after, tz, rt.tz)
 
 
 async def send_card(
@@ -271,7 +277,19 @@ async def decide(
                 return Outcome(simple("Please give a short reason for the denial."), ok=False)
             reason = reason_text[: policy.MAX_OUTCOME]
         requester = await person_by_id(s, req.person_id)
-        assert requester is not None
+    if requester is None:
+        # The requester has left: close the request (its own transaction) instead.
+        await close_orphan(rt, req_id)
+        return Outcome(
+            simple(
+                f"Request #{req_id} was closed: the person who asked is no longer in the directory."
+            ),
+            ok=False,
+        )
+    # The decision itself is one conditional UPDATE, so this second transaction is safe.
+    async with rt.db.session() as s:
+        req = await s.get(SandboxRequest, req_id)
+        assert req is not None
         stages: list[int] = list(req.stages)
         more = approve and stage < len(stages)
         values: dict[str, object]
@@ -540,15 +558,57 @@ async def _refusal(
         return Outcome(simple("That request doesn't exist any more."), ok=False)
     subject = f"sandbox_request:{req.id}"
     if req.person_id == actor.id:
-        await audit.record(s, at=rt.now(), action="sandbox.self_approval_refused",
-                           actor=platform, actor_id=actor.id, subject=subject)
+        await audit.record(
+            s,
+            at=rt.now(),
+            action="sandbox.self_approval_refused",
+            actor=platform,
+            actor_id=actor.id,
+            subject=subject,
+        )
         return Outcome(simple("You can't decide your own request."), ok=False)
     if req.status != "pending" or req.stage != stage:
         # A double click, a retry, or someone else was first: say so, change nothing.
         card = await decided_card_for(rt, req.id, actor) if req.status != "pending" else None
         return Outcome(simple(f"Request #{req.id} was already handled."), card, ok=False)
     if req.current_approver_id != actor.id:
-        await audit.record(s, at=rt.now(), action="sandbox.unauthorized_decision",
-                           actor=platform, actor_id=actor.id, subject=subject)
+        await audit.record(
+            s,
+            at=rt.now(),
+            action="sandbox.unauthorized_decision",
+            actor=platform,
+            actor_id=actor.id,
+            subject=subject,
+        )
         return Outcome(simple("This request isn't yours to decide."), ok=False)
     return None
+
+
+async def close_orphan(rt: Runtime, req_id: int) -> bool:
+    """Close a pending request whose requester left the directory (inactive): nobody can
+    use the grant, and it must not stall the timers or the pool."""
+    now = rt.now()
+    async with rt.db.session() as s:
+        won = await s.execute(
+            update(SandboxRequest)
+            .where(SandboxRequest.id == req_id, SandboxRequest.status == "pending")
+            .values(status="cancelled", decided_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if affected(won) != 1:
+            return False
+        req = await s.get(SandboxRequest, req_id)
+        person = await s.get(Person, req.person_id) if req else None
+        if req is None or person is None:
+            return True
+        await s.refresh(req)
+        gone = PersonView.of(person)
+        await update_cards(s, rt, req, gone, status="closed", who=gone.name)
+        await audit.record(
+            s,
+            at=now,
+            action="sandbox.closed_requester_left",
+            actor="scheduler",
+            subject=f"sandbox_request:{req.id}",
+        )
+    return True

@@ -20,6 +20,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.directory import resolve_cap
+from bot.ledger import granted_people, month_limit
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -452,15 +453,7 @@ async def _member_lines(
             )
         ).all()
     )
-    granted = dict(
-        (
-            await s.execute(
-                select(SandboxGrant.person_id, func.sum(SandboxGrant.amount_micros))
-                .where(SandboxGrant.status == "active", SandboxGrant.ends_at > rt.now())
-                .group_by(SandboxGrant.person_id)
-            )
-        ).all()
-    )
+    with_grants = await granted_people(s, month, rt.now(), rt.tz)
     team_caps = dict(
         (await s.execute(select(Team.id, Team.cap_micros).where(Team.id.in_(team_ids)))).all()
     )
@@ -470,7 +463,8 @@ async def _member_lines(
             continue
         team_cap = team_caps.get(tid)
         base = resolve_cap(cap, team_cap, default)
-        limit = base + int(granted.get(pid) or 0)
+        limit = (await month_limit(s, pid, base, month, rt.now(), rt.tz) if pid in with_grants
+                 else base)
         digests[tid].members.append(
             PersonLine(
                 pid,

@@ -30,16 +30,17 @@ log = logging.getLogger("tokencoach.slack")
 
 
 def dedupe_key(body: dict[str, Any]) -> str | None:
-    """What identifies one delivery of a state-changing request."""
+    """What identifies one delivery of a state-changing request.
+
+    Modal submissions are not listed: Slack does not retry them, and a corrected
+    resubmission after a validation error carries the same view id and hash.
+    """
     kind = body.get("type")
     if kind == "event_callback" and body.get("event_id"):
         return f"slack:event:{body['event_id']}"
     if kind == "block_actions" and body.get("actions"):
         action = body["actions"][0]
         return f"slack:action:{body.get('user', {}).get('id')}:{action.get('action_ts')}"
-    if kind == "view_submission":
-        view = body.get("view") or {}
-        return f"slack:view:{view.get('id')}:{view.get('hash')}"
     if body.get("command") and (body.get("text") or "").strip().lower().startswith("sandbox"):
         # Only requests that create something need it; read-only commands stay write-free.
         return f"slack:command:{body.get('trigger_id')}"
