@@ -67,3 +67,27 @@ async def test_forecast_at_the_trailing_pace(rt) -> None:  # type: ignore[no-unt
     assert bal.forecast.month_end == expected and bal.forecast.cap_date is None
     young = await balance(rt, "rafael.costa@acme.example")
     assert young.forecast is None  # no history: "not enough data yet"
+
+
+async def test_daily_buckets_keep_their_date_in_any_org_zone(make_runtime, base_config) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC
+
+    from sqlalchemy import select
+
+    from bot.store.tables import UsageRecord
+    from bot.usage.record import RawUsage, record_key
+    from bot.usage.sources.http import occurred
+    from bot.usage.writer import UsageWriter
+    from tests.conftest import with_overrides
+
+    for zone in ("America/New_York", "Asia/Tokyo", "Europe/Berlin"):
+        rt = await make_runtime(config=with_overrides(base_config, org={"timezone": zone}))
+        start = datetime(2026, 11, 1, tzinfo=UTC)  # a provider's UTC day bucket
+        await (await UsageWriter.create(rt)).write([RawUsage(
+            key=record_key("t", zone), source="claude_code", occurred_at=occurred(start, "1d"),
+            provider="anthropic", model="claude-sonnet-4-5", input_tokens=1, output_tokens=1,
+            cost_micros=1, user=OMAR)])
+        async with rt.db.reader() as s:
+            days = (await s.scalars(select(UsageRecord.day).where(
+                UsageRecord.source == "claude_code"))).all()
+        assert days[-1] == date(2026, 11, 1), zone

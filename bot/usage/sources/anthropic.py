@@ -30,6 +30,7 @@ from bot.usage.sources.http import (
     cursor_page,
     iso_time,
     obj,
+    occurred,
     text,
 )
 
@@ -187,7 +188,7 @@ def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsa
     return RawUsage(
         key=record_key(SOURCE, width, start.isoformat(), api_key, workspace, model),
         source=SOURCE,
-        occurred_at=start,
+        occurred_at=occurred(start, width),
         provider="anthropic",
         model=(model or "unknown")[:128],
         input_tokens=count(r, "uncached_input_tokens", where, required=True),
@@ -314,7 +315,7 @@ def _claude_code_record(value: Any, where: str, day: date, dims: tuple[Any, ...]
     return RawUsage(
         key=record_key(CLAUDE_CODE, *dims, model),
         source=CLAUDE_CODE,
-        occurred_at=datetime.combine(day, datetime.min.time(), UTC),
+        occurred_at=occurred(datetime.combine(day, datetime.min.time(), UTC), "1d"),
         provider="anthropic",
         model=model[:128],
         input_tokens=count(tokens, "input", where),

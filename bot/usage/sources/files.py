@@ -13,10 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ class RowInvalid(ValueError):
     pass
 
 
+@lru_cache(maxsize=4096)
 def guess_provider(model: str) -> str:
     m = model.lower()
     if m.startswith(("gpt-", "o1", "o3", "o4", "chatgpt", "text-embedding", "codex")):
@@ -152,42 +156,217 @@ def record_from_mapping(d: dict[str, Any]) -> RawUsage:
         _int(d, "input_tokens"), _int(d, "output_tokens"), _int(d, "cache_read_tokens", 0),
         _int(d, "cache_write_tokens", 0), _int(d, "requests", 1),
     )
-    given_id = _text(d, "id", 255)
-    key = (
-        record_key(SOURCE, "id", given_id)
-        if given_id
-        else record_key(SOURCE, occurred_at.isoformat(), user, model, provider, *fields,
-                        tool_calls, project, api_key, cost, category, ",".join(tags))
-    )
-    return RawUsage(
-        key=key, source=SOURCE, occurred_at=occurred_at, provider=provider, model=model,
-        input_tokens=fields[0], output_tokens=fields[1], cache_read_tokens=fields[2],
-        cache_write_tokens=fields[3], requests=fields[4], tool_calls=tool_calls,
-        cost_micros=cost, category=category, user=user, user_kind="email",
-        api_key=api_key, project=project, tags=tags,
-    )
+    return _record(occurred_at, occurred_at.isoformat(), model, user, api_key, project,
+                   provider, tool_calls, tags, category, cost, fields, _text(d, "id", 255))
+
+
+def _record(occurred_at: datetime, iso: str, model: str, user: str | None,
+            api_key: str | None, project: str | None, provider: str, tool_calls: int,
+            tags: tuple[str, ...], category: str | None, cost: int | None,
+            fields: tuple[int, int, int, int, int], given_id: str | None) -> RawUsage:
+    """The record and its natural key from validated values (both parsing paths end here).
+
+    ``iso`` is ``occurred_at.isoformat()``. Without an id, the key is
+    record_key(SOURCE, iso, user, model, provider, *fields, tool_calls, project, api_key,
+    cost, category, ",".join(tags)); its text is built here in one f-string (the same
+    text, so keys never change: re-ingesting a file must find its records again).
+    """
+    if given_id:
+        key = record_key(SOURCE, "id", given_id)
+    else:
+        n_in, n_out, n_cr, n_cw, n_req = fields
+        text = (f"{SOURCE}\x1f{iso}\x1f{user or ''}\x1f{model}\x1f{provider}\x1f{n_in}\x1f"
+                f"{n_out}\x1f{n_cr}\x1f{n_cw}\x1f{n_req}\x1f{tool_calls}\x1f{project or ''}\x1f"
+                f"{api_key or ''}\x1f{'' if cost is None else cost}\x1f{category or ''}\x1f"
+                f"{','.join(tags)}")
+        key = blake2b(text.encode(), digest_size=16).digest()
+    # Positional, in RawUsage's field order (this runs once per record of a backfill).
+    return RawUsage(key, SOURCE, occurred_at, provider, model, fields[0], fields[1],
+                    fields[2], fields[3], fields[4], tool_calls, cost, category, user, "email",
+                    api_key, project, None, None, tags)
+
+
+class _Unusual(Exception):
+    """A value the fast readers do not handle: read the record again the general way."""
+
+
+# The fast readers below give exactly what record_from_mapping gives, for the shapes
+# nearly every row of a large export or webhook body has (plain integers, dollars with up
+# to six decimals, ISO times, short texts). Anything else raises _Unusual (or ValueError)
+# and the record is read again by record_from_mapping, which accepts the same values and
+# names the problem. A backfill has millions of rows: this is most of its parsing time.
+
+# "12", "0.0123": at most six decimals are exact micro-dollars without rounding.
+_PLAIN_USD = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,6}))?")
+# A time whose isoformat() is itself with "+00:00" for "Z".
+_CANONICAL_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _fast_text(value: str, limit: int) -> str | None:
+    value = value.strip()
+    if len(value) > limit:
+        raise _Unusual
+    return value or None
+
+
+def _fast_number(value: Any, default: int) -> int:
+    """A token count from a CSV cell (str) or a JSON value (int); default < 0: required."""
+    if value is None or value == "":
+        if default < 0:
+            raise _Unusual
+        return default
+    cls = type(value)
+    if cls is str:
+        n = int(value)  # ValueError: not a whole number -> the general path says so
+    elif cls is int:
+        n = value
+    else:
+        raise _Unusual
+    if not 0 <= n <= MAX_TOKENS:
+        raise _Unusual
+    return n
+
+
+def _fast_dollars(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise _Unusual
+    m = _PLAIN_USD.fullmatch(value)
+    if m is None:
+        raise _Unusual
+    whole, decimals = m.groups()
+    micros = int(whole) * 1_000_000 + (int(decimals.ljust(6, "0")) if decimals else 0)
+    if micros > 10**15:  # over $1e9: the general path rejects it
+        raise _Unusual
+    return micros
+
+
+class _Times:
+    """Parsed times and their isoformat(), cached (hourly buckets repeat their times)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[datetime, str]] = {}
+
+    def __call__(self, value: Any) -> tuple[datetime, str]:
+        hit = self._seen.get(value) if type(value) is str else None
+        if hit is None:
+            if type(value) is not str:
+                raise _Unusual
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            iso = (value[:19] + "+00:00" if _CANONICAL_UTC.fullmatch(value)
+                   else at.isoformat())
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            hit = self._seen[value] = (at, iso)
+        return hit
+
+
+def _csv_reader(header: list[str]) -> Callable[[list[str]], RawUsage]:
+    """The fast reader for CSV rows of ``header``. The row gets one empty cell appended,
+    where absent columns point."""
+    where = {name: i for i, name in enumerate(header)}
+    (i_at, i_model, i_user, i_key, i_project, i_provider, i_tools, i_tags, i_category,
+     i_cost, i_in, i_out, i_cr, i_cw, i_req, i_id) = (
+        where.get(n, -1) for n in ("occurred_at", "model", "user", "api_key", "project",
+                                   "provider", "tool_calls", "tags", "category", "cost_usd",
+                                   "input_tokens", "output_tokens", "cache_read_tokens",
+                                   "cache_write_tokens", "requests", "id"))
+    text, number, when = _fast_text, _fast_number, _Times()
+
+    def read(row: list[str]) -> RawUsage:
+        row.append("")
+        model = text(v, 128) if (v := row[i_model]) else None
+        if not model:
+            raise _Unusual
+        user = text(v, 320) if (v := row[i_user]) else None
+        api_key = text(v, 255) if (v := row[i_key]) else None
+        project = text(v, 128) if (v := row[i_project]) else None
+        if not (user or api_key or project):
+            raise _Unusual
+        provider = (text(v, 32) if (v := row[i_provider]) else None) or guess_provider(model)
+        fields = (number(row[i_in], -1), number(row[i_out], -1), number(row[i_cr], 0),
+                  number(row[i_cw], 0), number(row[i_req], 1))
+        at, iso = when(row[i_at])
+        return _record(at, iso, model, user, api_key, project, provider.lower(),
+                       number(row[i_tools], 0), _tags(v) if (v := row[i_tags]) else (),
+                       text(v, 32) if (v := row[i_category]) else None,
+                       _fast_dollars(row[i_cost]), fields,
+                       text(v, 255) if (v := row[i_id]) else None)
+
+    return read
+
+
+def _json_reader() -> Callable[[dict[str, Any]], RawUsage]:
+    """The fast reader for parsed JSON objects (texts as str, counts as int)."""
+    number, when = _fast_number, _Times()
+
+    def text(d: dict[str, Any], name: str, limit: int) -> str | None:
+        value = d.get(name)
+        if value is None or value == "":
+            return None
+        if type(value) is not str:
+            raise _Unusual
+        return _fast_text(value, limit)
+
+    def read(d: dict[str, Any]) -> RawUsage:
+        get = d.get
+        model = text(d, "model", 128)
+        if not model:
+            raise _Unusual
+        user = text(d, "user", 320)
+        api_key = text(d, "api_key", 255)
+        project = text(d, "project", 128)
+        if not (user or api_key or project):
+            raise _Unusual
+        provider = text(d, "provider", 32) or guess_provider(model)
+        fields = (number(get("input_tokens"), -1), number(get("output_tokens"), -1),
+                  number(get("cache_read_tokens"), 0), number(get("cache_write_tokens"), 0),
+                  number(get("requests"), 1))
+        at, iso = when(get("occurred_at"))
+        tags = get("tags")
+        return _record(at, iso, model, user, api_key, project, provider.lower(),
+                       number(get("tool_calls"), 0), _tags(tags) if tags else (),
+                       text(d, "category", 32), _fast_dollars(get("cost_usd")), fields,
+                       text(d, "id", 255))
+
+    return read
 
 
 Parsed = tuple[int, RawUsage | RowError]
 
 
-def _from_obj(line: int, obj: Any) -> Parsed:
+def _from_obj(line: int, obj: Any, fast: Callable[[dict[str, Any]], RawUsage] | None = None
+              ) -> Parsed:
+    if fast is not None and type(obj) is dict:
+        try:
+            return line, fast(obj)
+        except (_Unusual, ValueError, RowInvalid):
+            pass  # read it again the general way, which names the problem
     try:
         return line, record_from_mapping(obj)
     except RowInvalid as exc:
         return line, RowError(line, str(exc))
 
 
+# One decoder for every line (json.loads with an argument builds a new one per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def parse_jsonl(lines: Iterable[str], first_line: int = 1) -> Iterator[Parsed]:
+    fast = _json_reader()
+    decode = _DECODER.decode
     for line_no, line in enumerate(lines, first_line):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, parse_float=Decimal)
+            # json.loads alone names a byte-order mark as such.
+            obj = json.loads(line, parse_float=Decimal) if line[0] == "\ufeff" else decode(line)
         except (json.JSONDecodeError, RecursionError) as exc:
             yield line_no, RowError(line_no, f"not valid JSON: {getattr(exc, 'msg', exc)}")
             continue
-        yield _from_obj(line_no, obj)
+        yield _from_obj(line_no, obj, fast)
 
 
 def parse_csv(text_io: Iterable[str]) -> Iterator[Parsed]:
@@ -201,14 +380,23 @@ def parse_csv(text_io: Iterable[str]) -> Iterator[Parsed]:
                              "input_tokens and output_tokens")
         return
     width = len(header)
+    fast = _csv_reader(header)
     for row in reader:
         line_no = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
         if len(row) != width:
+            if not any(cell.strip() for cell in row):
+                continue
             yield line_no, RowError(line_no, f"expected {width} columns, found {len(row)}")
             continue
-        yield _from_obj(line_no, dict(zip(header, row, strict=True)))
+        try:
+            record = fast(row)
+        except (_Unusual, ValueError, RowInvalid):
+            del row[width:]  # the cell the fast reader appended
+            if not any(cell.strip() for cell in row):
+                continue
+            yield _from_obj(line_no, dict(zip(header, row, strict=True)))
+            continue
+        yield line_no, record
 
 
 def parse_json_body(body: bytes) -> Iterator[Parsed]:
@@ -222,9 +410,10 @@ def parse_json_body(body: bytes) -> Iterator[Parsed]:
             line = getattr(exc, "lineno", 1)
             yield line, RowError(line, f"not valid JSON: {getattr(exc, 'msg', exc)}")
             return
+        fast = _json_reader()
         for index, obj in enumerate(items, 1):
             # For an array, "line" is the record's position in the array.
-            yield _from_obj(index, obj)
+            yield _from_obj(index, obj, fast)
         return
     yield from parse_jsonl(io.StringIO(text))
 

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
@@ -234,6 +234,14 @@ def _provider_message(response: httpx.Response) -> str:
 
 
 # --- schema helpers: small, explicit checks with a path in every message ----------------
+
+
+def occurred(start: datetime, width: str) -> datetime:
+    """When a bucket's usage is stamped. Hourly: its start. Daily buckets are UTC days,
+    and their usage belongs to that date: stamping midnight UTC would put it on the
+    previous local day for every org west of UTC (and the 1st into the previous month).
+    Midday UTC keeps the provider's date for every zone from UTC-12 to UTC+11."""
+    return start + timedelta(hours=12) if width == "1d" else start
 
 
 def obj(value: Any, where: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from bot.usage.sources.http import (
     flag,
     iso_time,
     obj,
+    occurred,
     text,
 )
 
@@ -115,7 +116,7 @@ class LiteLLMConnector:
             at = datetime.combine(day, datetime.min.time(), UTC)
             if not start <= at < end:
                 continue
-            data.records.append(m.record(day, model, at))
+            data.records.append(m.record(day, model, occurred(at, "1d")))
             data.saw(SOURCE, at + DAY)
         return data
 

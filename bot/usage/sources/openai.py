@@ -31,6 +31,7 @@ from bot.usage.sources.http import (
     cursor_page,
     flag,
     obj,
+    occurred,
     text,
     unix_time,
 )
@@ -175,7 +176,7 @@ def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsa
     return RawUsage(
         key=record_key(SOURCE, width, start.isoformat(), user, api_key, project, model),
         source=SOURCE,
-        occurred_at=start,
+        occurred_at=occurred(start, width),
         provider="openai",
         model=(model or "unknown")[:128],
         input_tokens=total_in - cached + audio_in,
