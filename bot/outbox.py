@@ -292,6 +292,20 @@ async def _deliver_one(
         if msg.update_of_id is not None:
             async with rt.db.reader() as s:
                 orig = await s.get(OutboxMessage, msg.update_of_id)
+                newer = await s.scalar(
+                    select(OutboxMessage.id)
+                    .where(
+                        OutboxMessage.update_of_id == msg.update_of_id,
+                        OutboxMessage.id > msg.id,
+                        OutboxMessage.status == "sent",
+                    )
+                    .limit(1)
+                )
+            if newer is not None:
+                # A later state of this message already went out (this one was retried):
+                # sending it now would put an older card back.
+                await _finish(rt, msg.id, status="skipped", last_error="superseded")
+                return
             if orig is None or orig.status in ("failed", "unreachable"):
                 await _finish(rt, msg.id, status="skipped", last_error="original not delivered")
                 return
@@ -424,7 +438,20 @@ async def deliver_due(rt: Runtime, *, limit: int = 50, concurrency: int = 8) -> 
         return stats
     gate = asyncio.Semaphore(concurrency)
     originals = [b for b in batch if b[0].update_of_id is None]
-    updates = [b for b in batch if b[0].update_of_id is not None]
+    # Of several updates to the same message in one batch, only the newest goes out.
+    newest: dict[int, int] = {}
+    for msg, _ in batch:
+        if msg.update_of_id is not None:
+            newest[msg.update_of_id] = max(newest.get(msg.update_of_id, 0), msg.id)
+    updates = []
+    for item in batch:
+        msg = item[0]
+        if msg.update_of_id is None:
+            continue
+        if msg.id == newest[msg.update_of_id]:
+            updates.append(item)
+        else:
+            await _finish(rt, msg.id, status="skipped", last_error="superseded")
 
     async def one(item: tuple[OutboxMessage, bool]) -> None:
         async with gate:

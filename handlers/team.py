@@ -10,7 +10,7 @@ from bot import ledger
 from bot.digest.stats import team_month
 from bot.directory import PersonView, direct_reports, team_by_key
 from bot.money import fmt_usd, pct
-from bot.reply import Context, Fact, Facts, Form, Header, Reply, Text, simple
+from bot.reply import Block, Context, Fact, Facts, Form, Header, Reply, Text, simple
 from bot.store.tables import Person, Team
 from handlers.context import Ctx
 
@@ -18,48 +18,73 @@ from handlers.context import Ctx
 async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
     me = ctx.person
     async with ctx.rt.db.reader() as s:
+        reports = await direct_reports(s, me.id)
         if args:
             team = await team_by_key(s, args[0].lower())
             if team is None:
                 return simple(f"There is no team `{args[0][:40]}`.")
-            if team.id != me.team_id and not me.is_admin:
-                return simple("You can see your own team's figures; other teams' are for admins.")
+            if (
+                team.id != me.team_id
+                and not me.is_admin
+                and not any(r.team_id == team.id for r in reports)
+            ):
+                return simple(
+                    "You can see your own team's figures, and teams where you manage "
+                    "someone; other teams' are for admins."
+                )
         else:
             team = await s.get(Team, me.team_id) if me.team_id else None
             if team is None:
                 return simple("You're not in a team in the directory.")
         figures = await team_month(ctx.rt, s, team.id)
-        reports = await direct_reports(s, me.id)
-        show_people = me.is_admin or any(r.team_id == team.id for r in reports)
+        # Individual lines: admins see every member, managers their own reports in this team.
+        members = (
+            await _members(s, team.id)
+            if me.is_admin
+            else [r for r in reports if r.team_id == team.id]
+        )
         people_lines: list[Fact] = []
-        if show_people:
-            members = await _members(s, team.id) if me.is_admin else reports
-            for person in members[:25]:
-                bal = await ledger.balance(ctx.rt, s, person)
-                people_lines.append(
-                    Fact(
-                        label=person.name,
-                        value=f"{fmt_usd(bal.spent)} ({pct(bal.spent, bal.limit)}% of limit) · "
-                        f"agentic {bal.agentic_share}%",
-                    )
+        for person in members[:25]:
+            bal = await ledger.balance(ctx.rt, s, person)
+            people_lines.append(
+                Fact(
+                    label=person.name,
+                    value=f"{fmt_usd(bal.spent)} ({pct(bal.spent, bal.limit)}% of limit) · "
+                    f"agentic {bal.agentic_share}%",
                 )
-    blocks = [
-        Header(text=f"{team.name} — {figures.month.first:%B %Y}"),
-        Facts(
-            items=[
-                Fact(label="Spent this month", value=fmt_usd(figures.spent)),
-                Fact(label="Team budget", value=fmt_usd(figures.budget)),
-                Fact(label="People with usage", value=str(figures.active_people)),
-                Fact(label="Agentic share", value=f"{figures.agentic_share}%"),
-                Fact(label="Routine (summaries, chat)", value=f"{figures.low_value_share}%"),
-            ]
+            )
+    minimum = ctx.rt.config.digests.small_team_min
+    # In a handful of people, shares (and the head count) would point at colleagues.
+    small = figures.active_people < minimum and not (me.is_admin or people_lines)
+    items = [
+        Fact(label="Spent this month", value=fmt_usd(figures.spent)),
+        Fact(label="Team budget", value=fmt_usd(figures.budget)),
+        Fact(
+            label="People with usage",
+            value=f"fewer than {minimum}" if small else str(figures.active_people),
         ),
+    ]
+    if not small:
+        items += [
+            Fact(label="Agentic share", value=f"{figures.agentic_share}%"),
+            Fact(label="Routine (summaries, chat)", value=f"{figures.low_value_share}%"),
+        ]
+    blocks: list[Block] = [
+        Header(text=f"{team.name} — {figures.month.first:%B %Y}"),
+        Facts(items=items),
     ]
     if people_lines:
         blocks.append(
-            Facts(title="Direct reports" if not me.is_admin else "Members", items=people_lines)
+            Facts(title="Members" if me.is_admin else "Your direct reports", items=people_lines)
         )
         blocks.append(Context(text="Individual figures are shown only to managers and admins."))
+    elif small:
+        blocks.append(
+            Text(
+                text=f"Fewer than {minimum} people used AI this month, so the mix "
+                "is not shown: it could point at individuals."
+            )
+        )
     else:
         blocks.append(
             Text(

@@ -112,3 +112,27 @@ async def _id(surface: Surface, email: str) -> int:
     return await person_id(surface.rt, email)
 
 
+
+
+async def test_a_manager_sees_reports_in_other_teams_and_only_their_own(surface: Surface) -> None:
+    # Jordan (platform) manages Dana and Priya (platform), Marcus (support), Sofia (growth).
+    said = await surface.command("jordan.blake@acme.example", "team support")
+    assert "Marcus Webb" in said and "Chloé Dubois" not in said
+    said = await surface.command("jordan.blake@acme.example", "team")
+    assert "Priya Raman" in said and "Marcus Webb" not in said and "Tomás Novák" not in said
+    said = await surface.command(TOMAS, "team growth")
+    assert "other teams' are for admins" in said
+
+
+async def test_a_small_teams_mix_is_hidden_from_its_members(surface: Surface) -> None:
+    from datetime import date
+
+    from tests.helpers.crafted import record, write
+
+    rt = surface.rt
+    await write(rt, [record(rt, e, date(2026, 11, 3), cost="50.00", category=c) for e, c in
+                     (("ben.carter@acme.example", "chat"), ("hana.sato@acme.example", "agentic"))])
+    said = await surface.command("ben.carter@acme.example", "team")
+    assert "fewer than 5" in said and "Agentic share" not in said
+    said = await surface.command("sofia.alvarez@acme.example", "team")  # their manager
+    assert "Agentic share" in said and "Hana Sato" in said

@@ -197,3 +197,17 @@ async def test_two_processes_post_one_digest_per_team(slack_bot) -> None:  # typ
     shown = [b["slack_file"]["id"] for m in bot.fake.messages() for b in m["blocks"]
              if b["type"] == "image"]
     assert sorted(shown) == sorted(bot.fake.uploads) and len(set(shown)) == len(shown)
+
+
+async def test_a_chart_week_with_a_handful_of_people_folds_the_chart(rt) -> None:  # type: ignore[no-untyped-def]
+    await crafted_month(rt)
+    # Six weeks ago only two platform people used AI: that week's mix could name them.
+    await write(rt, [record(rt, e, date(2026, 10, 6), cost="5.00", category="agentic")
+                     for e in PLATFORM[:2]])
+    rt.clock.set(MONDAY)
+    await run_job(rt, "digests")
+    async with rt.db.reader() as s:
+        chart = await s.get(Chart, "digest-platform-2026-W48")
+    assert list(chart.spec["series"]) == ["other"]
+    platform = dict(await posted(rt))["digest:platform:2026-W48@playground"]
+    assert facts(platform)["People using AI"] == "6"  # this week itself is not small

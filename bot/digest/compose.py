@@ -79,7 +79,10 @@ def team_digest(
             f"{d.month.last:%b %-d} ({pct(d.forecast, d.budget)}% "
             "of budget)",
         ),
-        Fact(label="People using AI", value=str(d.active_people)),
+        Fact(
+            label="People using AI",
+            value=str(d.active_people) if not small else f"fewer than {small_team_min}",
+        ),
     ]
     if not small:
         share = d.agentic_trend[-1] if d.agentic_trend else 0
@@ -173,8 +176,10 @@ def team_digest(
 
 
 def folded_series(d: TeamDigest, small_team_min: int) -> dict[str, list[int]]:
-    """The chart's series, folded into one "other" bar for small teams."""
-    if d.active_people >= small_team_min or not d.series:
+    """The chart's series, folded into one "other" bar per week when any week in it had
+    a handful of people (fewer than ``small_team_min``, but some): their mix that week
+    could point at individuals."""
+    if not d.series or not any(0 < n < small_team_min for n in d.weekly_people):
         return d.series
     weeks = len(d.weeks)
     return {"other": [sum(v[i] for v in d.series.values()) for i in range(weeks)]}

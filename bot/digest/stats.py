@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.directory import resolve_cap
-from bot.ledger import granted_people, month_limit
+from bot.ledger import forecast, granted_people, month_limit
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -114,9 +114,9 @@ class TeamDigest:
     month: Month
     mtd: int
     budget: int
-    last7: int
-    days_left: int
-    active_people: int
+    forecast: int  # projected month-end spend at the trailing 7-day pace (as /tokens does)
+    active_people: int  # people with usage in the digest's week
+    weekly_people: list[int]  # the same for each chart week
     routing: Routing
     experiments: list[Experiment]
     outcomes: list[tuple[str, str]]  # (owner name, outcome) reported this week
@@ -132,10 +132,6 @@ class TeamDigest:
     @property
     def prev_week_total(self) -> int:
         return sum(self.prev_week_by_category.values())
-
-    @property
-    def forecast(self) -> int:
-        return self.mtd + self.last7 * self.days_left // 7
 
 
 async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dict[int, int]:
@@ -191,6 +187,20 @@ async def team_month(
     )
 
 
+def _month_end(mtd: int, last7: int, today: date, now: datetime, month: Month, tz: str) -> int:
+    fc = forecast(
+        spent=mtd,
+        limit=max(mtd, 1),
+        window_spend=last7,
+        first_day=today - timedelta(days=7),
+        today=today,
+        now=now,
+        month=month,
+        tz=tz,
+    )
+    return fc.month_end if fc else mtd
+
+
 def _week_bucket(weeks: list[date]) -> Any:
     """SQL: which chart week a day falls in (0 = oldest), portable across databases."""
     whens = [(UsageDaily.day < weeks[i + 1], i) for i in range(len(weeks) - 1)]
@@ -236,7 +246,10 @@ async def compute(
     since = min(month.first, today - timedelta(days=7))
     # Grouped by labels: PostgreSQL can't match repeated expressions with parameters.
     in_month = case((UsageDaily.day >= month.first, 1), else_=0).label("in_month")
-    recent = case((UsageDaily.day >= today - timedelta(days=7), 1), else_=0).label("recent")
+    # The pace window is the seven complete days before today (today is still running).
+    recent = case(
+        (and_(UsageDaily.day >= today - timedelta(days=7), UsageDaily.day < today), 1), else_=0
+    ).label("recent")
     rows = await s.execute(
         select(UsageDaily.team_id, in_month, recent, func.sum(UsageDaily.cost_micros))
         .where(in_teams, UsageDaily.day >= since, UsageDaily.day <= today)
@@ -248,22 +261,21 @@ async def compute(
         if is_recent:
             last7[team_id] += int(cost or 0)
 
-    # 3. People with usage in the week (the small-team privacy rule).
-    active = dict(
-        (
-            await s.execute(
-                select(UsageDaily.team_id, func.count(func.distinct(UsageDaily.person_id)))
-                .where(
-                    in_teams,
-                    UsageDaily.day >= week_start,
-                    UsageDaily.day <= last,
-                    UsageDaily.person_id != 0,
-                    UsageDaily.cost_micros > 0,
-                )
-                .group_by(UsageDaily.team_id)
-            )
-        ).all()
+    # 3. People with usage per chart week (the small-team privacy rule looks at every week).
+    weekly_people: dict[int, list[int]] = defaultdict(lambda: [0] * n_weeks)
+    rows = await s.execute(
+        select(UsageDaily.team_id, bucket, func.count(func.distinct(UsageDaily.person_id)))
+        .where(
+            in_teams,
+            UsageDaily.day >= first,
+            UsageDaily.day <= last,
+            UsageDaily.person_id != 0,
+            UsageDaily.cost_micros > 0,
+        )
+        .group_by(UsageDaily.team_id, bucket)
     )
+    for team_id, w, people in rows:
+        weekly_people[team_id][int(w)] = int(people)
 
     # 4. Routing savings: routine, tool-free work on models with a cheaper sibling.
     routing: dict[int, Routing] = defaultdict(Routing)
@@ -403,9 +415,9 @@ async def compute(
             month=month,
             mtd=mtd.get(tid, 0),
             budget=budgets.get(tid, 0),
-            last7=last7.get(tid, 0),
-            days_left=(month.last - today).days + 1,
-            active_people=int(active.get(tid, 0)),
+            forecast=_month_end(mtd.get(tid, 0), last7.get(tid, 0), today, now, month, rt.tz),
+            active_people=weekly_people[tid][-1],
+            weekly_people=list(weekly_people[tid]),
             routing=routing.get(tid, Routing()),
             experiments=experiments.get(tid, []),
             outcomes=outcomes.get(tid, []),
@@ -463,8 +475,9 @@ async def _member_lines(
             continue
         team_cap = team_caps.get(tid)
         base = resolve_cap(cap, team_cap, default)
-        limit = (await month_limit(s, pid, base, month, rt.now(), rt.tz) if pid in with_grants
-                 else base)
+        limit = (
+            await month_limit(s, pid, base, month, rt.now(), rt.tz) if pid in with_grants else base
+        )
         digests[tid].members.append(
             PersonLine(
                 pid,
