@@ -330,3 +330,18 @@ async def test_tutorial_button_is_a_tracked_link_under_public_url(make_runtime: 
         async with h.rt.db.reader() as s:
             events = (await s.execute(select(TipEvent.event, TipEvent.tutorial_id))).all()
         assert [tuple(e) for e in events] == [("opened", "research-agent")]
+
+
+async def test_digest_stays_in_the_configured_channel(teams: TeamsHarness) -> None:
+    from tests.helpers.teams import CHANNEL_ID
+
+    h = teams
+    await h.client.post(h.client.install_team(h.user(PRIYA)))
+    # Later someone talks to the bot in another channel of the same Teams team.
+    await h.say(AISHA, "tokens help", in_channel=True)
+    await queue(h, kind="digest", target_type="team", target_id=await team_id(h),
+                reply=digest(), key="test:digest:channel")
+    assert (await h.deliver()).sent == 1
+    assert [p for p in h.fake.in_conversation(TEAM_ID) if "weekly digest" in card_text(p.card)]
+    assert not [p for p in h.fake.all_posted()
+                if p.conversation.startswith(CHANNEL_ID) and "weekly digest" in card_text(p.card)]

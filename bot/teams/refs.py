@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -147,10 +147,15 @@ async def for_team(rt: Runtime, team_id: int) -> ConversationRef | None:
         team = await s.get(Team, team_id)
         if team is None:
             return None
-        keys = [channel_key(team.teams_channel_id)] if team.teams_channel_id else []
+        if team.teams_channel_id:
+            # The configured channel, exactly: other channels of the same Teams team also
+            # match the team, and the digest must not follow whichever spoke last.
+            return await s.scalar(select(ConversationRef).where(
+                ConversationRef.platform == PLATFORM, ConversationRef.active,
+                ConversationRef.key == channel_key(team.teams_channel_id)))
         return await s.scalar(select(ConversationRef).where(
             ConversationRef.platform == PLATFORM, ConversationRef.active,
-            or_(ConversationRef.team_id == team_id, ConversationRef.key.in_(keys)))
+            ConversationRef.team_id == team_id)
             .order_by(ConversationRef.updated_at.desc()).limit(1))
 
 
