@@ -342,6 +342,7 @@ async def test_digest_stays_in_the_configured_channel(teams: TeamsHarness) -> No
     await queue(h, kind="digest", target_type="team", target_id=await team_id(h),
                 reply=digest(), key="test:digest:channel")
     assert (await h.deliver()).sent == 1
-    assert [p for p in h.fake.in_conversation(TEAM_ID) if "weekly digest" in card_text(p.card)]
+    marker = "agentic share 38%"
+    assert [p for p in h.fake.in_conversation(TEAM_ID) if marker in card_text(p.card)]
     assert not [p for p in h.fake.all_posted()
-                if p.conversation.startswith(CHANNEL_ID) and "weekly digest" in card_text(p.card)]
+                if p.conversation.startswith(CHANNEL_ID) and marker in card_text(p.card)]
