@@ -99,3 +99,29 @@ async def test_two_processes_run_a_period_once(db_url: str) -> None:  # type: ig
     joined = "\n".join(outputs)
     assert joined.count(": ran") == 1, joined
     assert joined.count("skipped (already claimed or done)") == 1, joined
+
+
+async def test_a_job_that_loses_its_claim_stops(rt) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    finished = []
+
+    async def slow(_rt, occ):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(5)
+        finished.append(occ.period)
+
+    async def due(_rt, at):  # type: ignore[no-untyped-def]
+        return [Occurrence("p", at)]
+
+    spec = JobSpec("slow", "sleeps", slow, due=due, lease=timedelta(seconds=1.5))
+    run = asyncio.create_task(run_occurrence(rt, spec, Occurrence("p", rt.now())))
+    await asyncio.sleep(0.3)
+    # Its lease ran out during a stall and another process took the period over.
+    async with rt.db.session() as s:
+        await s.execute(update(JobClaim).where(JobClaim.job == "slow").values(owner="elsewhere:1"))
+    outcome = await asyncio.wait_for(run, timeout=4)
+    assert outcome.ran and not outcome.ok and "lost its claim" in outcome.error
+    assert finished == []
+    async with rt.db.reader() as s:
+        row = await s.scalar(select(JobClaim).where(JobClaim.job == "slow"))
+    assert row.owner == "elsewhere:1" and row.status == "running"  # left to its new owner

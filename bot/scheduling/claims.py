@@ -75,9 +75,10 @@ async def claim(
         return affected(await s.execute(retake)) == 1
 
 
-async def extend(db: Database, job: str, period: str, *, until: datetime) -> None:
+async def extend(db: Database, job: str, period: str, *, until: datetime) -> bool:
+    """Push the lease on; False if this process no longer holds the claim."""
     async with db.session() as s:
-        await s.execute(
+        result = await s.execute(
             update(JobClaim)
             .where(
                 JobClaim.job == job,
@@ -87,6 +88,7 @@ async def extend(db: Database, job: str, period: str, *, until: datetime) -> Non
             )
             .values(lease_until=until)
         )
+        return affected(result) == 1
 
 
 async def finish(

@@ -36,17 +36,52 @@ async def run_occurrence(rt: Runtime, spec: JobSpec, occ: Occurrence) -> RunOutc
     if not await claims.claim(rt.db, spec.name, occ.period, now=now, lease=spec.lease, late=late):
         return RunOutcome(spec.name, occ.period, ran=False)
 
+    body: asyncio.Future[dict[str, Any] | None] = asyncio.ensure_future(spec.func(rt, occ))
+    lost = False
+
     async def keep_lease() -> None:
         # Leases live in the same clock as the claimers (frozen under --at), so a long
         # run under `serve` keeps its claim while a crashed one lets it go.
+        nonlocal lost
         while True:
             await asyncio.sleep(max(spec.lease.total_seconds() / 3, 1))
-            await claims.extend(rt.db, spec.name, occ.period, until=rt.now() + spec.lease)
+            try:
+                held = await claims.extend(
+                    rt.db, spec.name, occ.period, until=rt.now() + spec.lease
+                )
+            except Exception as exc:  # a database blip: try again at the next beat
+                log.warning(
+                    "could not extend a job's lease",
+                    extra={"job": spec.name, "period": occ.period, "error": repr(exc)},
+                )
+                continue
+            if not held:
+                # Another process took the period over after our lease ran out: stop, so
+                # the work is not done twice.
+                log.error(
+                    "job lost its claim; stopping", extra={"job": spec.name, "period": occ.period}
+                )
+                lost = True
+                body.cancel()
+                return
 
     heartbeat = asyncio.create_task(keep_lease())
     started = asyncio.get_running_loop().time()
     try:
-        result = await spec.func(rt, occ) or {}
+        result = await body or {}
+    except asyncio.CancelledError:
+        if not lost:
+            body.cancel()
+            raise  # the process is shutting down
+        metrics.JOB_RUNS.labels(spec.name, "lost").inc()
+        return RunOutcome(
+            spec.name,
+            occ.period,
+            ran=True,
+            ok=False,
+            late=late,
+            error="lost its claim to another process",
+        )
     except Exception as exc:  # a job failure is recorded and retried, never fatal to serve
         log.error(
             "job failed",
