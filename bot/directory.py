@@ -55,7 +55,8 @@ class PersonView:
 
     @property
     def first_name(self) -> str:
-        return self.name.split()[0] if self.name else self.email
+        words = self.name.split()
+        return words[0] if words else self.email
 
 
 async def sync_directory(rt: Runtime) -> dict[str, int]:

@@ -46,10 +46,18 @@ class RetryLater(DeliveryError):
     timeout or a dropped connection after sending), so the retry first looks for it.
     """
 
-    def __init__(self, reason: str, retry_after: float | None = None, *, uncertain: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        uncertain: bool = False,
+        counts: bool = True,
+    ):
         super().__init__(reason)
         self.retry_after = retry_after
         self.uncertain = uncertain
+        self.counts = counts  # False: a deliberate wait (Do Not Disturb), not a failure
 
 
 class Undeliverable(DeliveryError):
@@ -330,7 +338,7 @@ async def _deliver_one(
             else:
                 ref = await platform.send(msg, reply)
     except RetryLater as exc:
-        if msg.attempts >= MAX_ATTEMPTS:
+        if exc.counts and msg.attempts >= MAX_ATTEMPTS:
             await _fail(rt, msg, f"gave up after {msg.attempts} attempts: {exc}")
             stats.failed += 1
             return
@@ -342,6 +350,7 @@ async def _deliver_one(
             last_error=str(exc)[:2000],
             next_attempt_at=now + timedelta(seconds=delay),
             ref={"uncertain": True} if exc.uncertain or uncertain else None,
+            attempts=msg.attempts if exc.counts else msg.attempts - 1,
         )
         metrics.OUTBOX_DELIVERIES.labels(msg.platform, "retry").inc()
         stats.retried += 1

@@ -59,10 +59,6 @@ def month_at(at: datetime, tz: str) -> Month:
     return month_of(local_day(at, tz))
 
 
-def week_start(day: date) -> date:
-    """Monday of the ISO week containing ``day``."""
-    return day - timedelta(days=day.weekday())
-
 
 def iso_week_key(day: date) -> str:
     year, week, _ = day.isocalendar()

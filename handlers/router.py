@@ -136,6 +136,7 @@ async def handle_action(
         log.exception("action failed", extra={"action": base, "actor": ctx.actor.label})
         return ActionResult(reply=_OOPS)
     finally:
-        metrics.COMMAND_SECONDS.labels(ctx.actor.platform, f"action:{base}").observe(
+        label = f"action:{base}" if base in ACTIONS else "action:unknown"  # bounded labels
+        metrics.COMMAND_SECONDS.labels(ctx.actor.platform, label).observe(
             time.perf_counter() - started
         )

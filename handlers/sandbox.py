@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from bot.approvals import flow
 from bot.approvals.cards import decision_buttons
 from bot.approvals.policy import RequestInvalid
 from bot.directory import people_by_ids
-from bot.money import fmt_usd
+from bot.money import fmt_usd, to_micros
 from bot.reply import (
     ActionResult,
     Actions,
@@ -34,7 +34,7 @@ def request_form(ctx: Ctx) -> Form:
         title="Sandbox budget",
         submit_label="Send request",
         intro=f"A budget for an experiment, exempt from ROI scrutiny. Up to "
-        f"{fmt_usd(int(cfg.per_request_max_usd * 1_000_000))} per request; your "
+        f"{fmt_usd(to_micros(cfg.per_request_max_usd))} per request; your "
         "manager decides.",
         fields=[
             FormField(name="amount", label="Amount (USD)", type="number", placeholder="300"),
@@ -203,25 +203,20 @@ async def outcome(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
 async def list_requests(ctx: Ctx, args: list[str]) -> Reply | Form:
     me = ctx.person
     async with ctx.rt.db.reader() as s:
-        rows = (
-            await s.scalars(
-                select(SandboxRequest)
-                .where(
-                    or_(
-                        SandboxRequest.person_id == me.id,
-                        (SandboxRequest.current_approver_id == me.id)
-                        & (SandboxRequest.status == "pending"),
-                    )
-                )
-                .order_by(SandboxRequest.id.desc())
-                .limit(30)
-            )
-        ).all()
+        # Two lists, each with its own limit: many requests of my own must not push the
+        # ones waiting on me out of sight.
+        own = (await s.scalars(select(SandboxRequest).where(SandboxRequest.person_id == me.id)
+                               .order_by(SandboxRequest.id.desc()).limit(8))).all()
+        waiting_rows = (await s.scalars(
+            select(SandboxRequest)
+            .where(SandboxRequest.current_approver_id == me.id,
+                   SandboxRequest.status == "pending", SandboxRequest.person_id != me.id)
+            .order_by(SandboxRequest.id).limit(10))).all()
+        rows = [*own, *waiting_rows]
         names = await people_by_ids(
             s, {r.person_id for r in rows} | {r.current_approver_id or 0 for r in rows}
         )
-    mine = [r for r in rows if r.person_id == me.id][:8]
-    waiting = [r for r in rows if r.person_id != me.id]
+    mine, waiting = own, waiting_rows
     blocks: list[Block] = [Header(text="Sandbox requests")]
     if waiting:
         blocks.append(Text(text=f"**Waiting on you ({len(waiting)})**"))

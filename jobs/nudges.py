@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.directory import PersonView
 from bot.money import to_micros
 from bot.nudges import messages
 from bot.nudges.quiet import enqueue_in_working_hours
@@ -122,7 +123,7 @@ async def _decide(
         await s.flush()
         if tutorial is not None:
             reply = messages.tip(
-                first=person.name.split()[0],
+                first=PersonView.of(person).first_name,
                 category=category,
                 low_share=low,
                 spend=sh.spend,

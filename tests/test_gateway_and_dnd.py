@@ -80,7 +80,7 @@ async def test_tips_wait_out_slack_do_not_disturb(make_runtime, fake_slack) -> N
     assert stats.sent == 1 and stats.retried == 1  # only the tip waits
     async with rt.db.reader() as s:
         row = await s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "nudge"))
-    assert row.status == "pending"
+    assert row.status == "pending" and row.attempts == 0  # waiting is not failing
     assert row.next_attempt_at >= rt.now() + timedelta(minutes=30)
     rt.clock.advance(minutes=32)
     fake_slack.dnd.clear()

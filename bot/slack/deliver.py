@@ -98,8 +98,8 @@ class SlackDeliverer:
         return self._dm[user_id]
 
     async def _dnd_wait(self, msg: OutboxMessage) -> None:
-        """Personal tips wait out Do Not Disturb (dnd.info), on top of working hours."""
-        if msg.kind != "nudge" or msg.target_type != "person":
+        """Tips and alerts wait out Do Not Disturb (dnd.info), on top of working hours."""
+        if msg.kind not in ("nudge", "threshold_alert") or msg.target_type != "person":
             return
         user_id = await slack_id_for(self.rt, self.client, msg.target_id)
         if not user_id:
@@ -111,10 +111,14 @@ class SlackDeliverer:
         now = self.rt.now().timestamp()
         start, end = info.get("next_dnd_start_ts") or 0, info.get("next_dnd_end_ts") or 0
         if info.get("dnd_enabled") and start <= now < end:
-            raise RetryLater("recipient is in Do Not Disturb", retry_after=end - now + 60)
+            raise RetryLater(
+                "recipient is in Do Not Disturb", retry_after=end - now + 60, counts=False
+            )
         if info.get("snooze_enabled") and info.get("snooze_endtime", 0) > now:
             raise RetryLater(
-                "recipient snoozed notifications", retry_after=info["snooze_endtime"] - now + 60
+                "recipient snoozed notifications",
+                retry_after=info["snooze_endtime"] - now + 60,
+                counts=False,
             )
 
     async def _upload_charts(self, reply: Reply, msg: OutboxMessage) -> dict[str, str]:

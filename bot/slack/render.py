@@ -43,7 +43,8 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters; after this no mention or link can be formed."""
+    """Slack's three control characters; after this no mention or link can be formed.
+    Text objects are also sent ``verbatim`` so Slack does not auto-link URLs or names."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -61,8 +62,13 @@ def plain(text: str, limit: int = 3000) -> dict[str, Any]:
     return {"type": "plain_text", "text": cut(text, limit) or " ", "emoji": True}
 
 
+def md(text: str) -> dict[str, Any]:
+    """A mrkdwn text object, verbatim: Slack does not auto-link URLs or names in it."""
+    return {"type": "mrkdwn", "verbatim": True, "text": text}
+
+
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT)}}
+    return {"type": "section", "text": md(cut(text, SECTION_TEXT))}
 
 
 def _bar(percent: int, width: int = 20) -> str:
@@ -77,7 +83,7 @@ def _facts(block: Facts) -> list[dict[str, Any]]:
     items = block.items
     for start in range(0, len(items), MAX_FIELDS):
         fields = [
-            {"type": "mrkdwn", "text": cut(f"*{escape(f.label)}*\n{mrkdwn(f.value)}", FIELD_TEXT)}
+            md(cut(f"*{escape(f.label)}*\n{mrkdwn(f.value)}", FIELD_TEXT))
             for f in items[start : start + MAX_FIELDS]
         ]
         out.append({"type": "section", "fields": fields})
@@ -125,7 +131,7 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
         return [
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": cut(mrkdwn(block.text), 3000)}],
+                "elements": [md(cut(mrkdwn(block.text), 3000))],
             }
         ]
     if isinstance(block, Divider):
@@ -146,12 +152,7 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
             return [
                 {
                     "type": "context",
-                    "elements": [
-                        {
-                            "type": "mrkdwn",
-                            "text": cut(escape(f"Chart: {block.title or block.alt}"), 3000),
-                        }
-                    ],
+                    "elements": [md(cut(escape(f"Chart: {block.title or block.alt}"), 3000))],
                 }
             ]
         return [out]
@@ -166,7 +167,7 @@ def fit(blocks: list[dict[str, Any]], limit: int = MAX_BLOCKS) -> list[dict[str,
     kept.append(
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"…and {more} more (shortened to fit Slack)"}],
+            "elements": [md(f"…and {more} more (shortened to fit Slack)")],
         }
     )
     return kept
