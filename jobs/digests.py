@@ -9,8 +9,10 @@ digests.catch_up_days), marked late.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -62,61 +64,116 @@ async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
     return out
 
 
+@dataclass
+class _Batch:
+    """Every team due at one moment, computed together (a few grouped queries for all of
+    them instead of a round per team); each team still has its own claim and messages."""
+
+    made: float
+    digests: dict[int, stats.TeamDigest]
+    teams: dict[int, Team]
+    reports: dict[int, dict[int, list[int]]]  # team -> manager -> their reports there
+    pool: int
+
+
+_BATCHES: dict[tuple[str, datetime, date], _Batch] = {}
+BATCH_TTL = 600.0  # seconds: one scheduler tick works through all the teams well within it
+
+
+async def _compute(rt: Runtime, s: AsyncSession, team_ids: list[int], digest_day: date) -> _Batch:
+    cfg = rt.config
+    digests = await stats.compute(
+        rt,
+        s,
+        team_ids,
+        digest_day=digest_day,
+        now=rt.now(),
+        with_members=cfg.digests.manager_digests,
+    )
+    teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
+    reports: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    if cfg.digests.manager_digests:
+        rows = await s.execute(
+            select(Person.team_id, Person.id, Person.manager_id).where(
+                Person.team_id.in_(team_ids), Person.active, Person.manager_id.is_not(None)
+            )
+        )
+        for team_id, pid, manager_id in rows:
+            if team_id is not None and manager_id is not None:
+                reports[team_id][manager_id].append(pid)
+    pool = await pool_used(s, month_at(rt.now(), rt.tz).key)
+    return _Batch(time.monotonic(), digests, teams, reports, pool)
+
+
+async def _batch(
+    rt: Runtime, s: AsyncSession, team_id: int, due_at: datetime, digest_day: date
+) -> _Batch:
+    key = (rt.db.url, due_at, digest_day)
+    found = _BATCHES.get(key)
+    if found and team_id in found.digests and time.monotonic() - found.made < BATCH_TTL:
+        return found
+    for old in [k for k, b in _BATCHES.items() if time.monotonic() - b.made >= BATCH_TTL]:
+        del _BATCHES[old]
+    # The teams due at this same moment (same cron and zone): all of them in one pass.
+    ids = {int(o.arg or 0) for o in await due(rt, rt.now()) if o.due_at == due_at}
+    ids.add(team_id)
+    zones = dict((await s.execute(select(Team.id, Team.timezone).where(Team.id.in_(ids)))).all())
+    same_day = [
+        t for t in ids if due_at.astimezone(ZoneInfo(zones.get(t) or rt.tz)).date() == digest_day
+    ]
+    batch = await _compute(rt, s, same_day, digest_day)
+    _BATCHES[key] = batch
+    return batch
+
+
 async def build(
-    rt: Runtime, s: AsyncSession, team_id: int, due_at: datetime, *, late: bool = False
+    rt: Runtime,
+    s: AsyncSession,
+    team_id: int,
+    due_at: datetime,
+    *,
+    late: bool = False,
+    alone: bool = False,
 ) -> tuple[Reply, dict[int, Reply], dict[str, Any], str]:
-    """The channel digest, each manager's version, the chart spec and the week key."""
+    """The channel digest, each manager's version, the chart spec and the week key.
+    ``alone``: compute this team only (a dry run), not every team due with it."""
     cfg = rt.config
     team = await s.get(Team, team_id)
     assert team is not None
     zone = team.timezone or rt.tz
     digest_day = due_at.astimezone(ZoneInfo(zone)).date()
     week = iso_week_key(digest_day)
-    digests = await stats.compute(
-        rt,
-        s,
-        [team_id],
-        digest_day=digest_day,
-        now=rt.now(),
-        with_members=cfg.digests.manager_digests,
+    batch = (
+        await _compute(rt, s, [team_id], digest_day)
+        if alone
+        else await _batch(rt, s, team_id, due_at, digest_day)
     )
-    d = digests[team_id]
+    d = batch.digests[team_id]
     small_min = cfg.digests.small_team_min
     chart_spec = chart.spec(
         f"{team.name}: weekly spend by category", d.weeks, compose.folded_series(d, small_min)
     )
     chart_key = chart_id_for(team.key, week)
     note = "posted late: the bot was offline when it was due" if late else None
-    period = month_at(rt.now(), rt.tz).key
-    pool = await pool_used(s, period)
     pool_total = to_micros(cfg.sandbox.pool_usd)
     channel = compose.team_digest(
         d,
         small_team_min=small_min,
         chart_id=chart_key,
         late_note=note,
-        pool_used=pool,
+        pool_used=batch.pool,
         pool_total=pool_total,
     )
     managers: dict[int, Reply] = {}
     if cfg.digests.manager_digests and d.members:
-        reports: dict[int, list[int]] = defaultdict(list)
-        rows = await s.execute(
-            select(Person.id, Person.manager_id).where(
-                Person.team_id == team_id, Person.active, Person.manager_id.is_not(None)
-            )
-        )
-        for pid, manager_id in rows:
-            if manager_id is not None:
-                reports[manager_id].append(pid)
-        for manager_id, ids in reports.items():
+        for manager_id, ids in batch.reports.get(team_id, {}).items():
             managers[manager_id] = compose.team_digest(
                 d,
                 small_team_min=small_min,
                 chart_id=chart_key,
                 late_note=note,
                 members=[m for m in d.members if m.person_id in ids],
-                pool_used=pool,
+                pool_used=batch.pool,
                 pool_total=pool_total,
             )
     return channel, managers, chart_spec, week

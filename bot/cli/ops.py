@@ -210,7 +210,7 @@ def digest(
                 for occ in occurrences:
                     async with rt.db.reader() as s:
                         channel, _, spec, week = await digest_job.build(
-                            rt, s, int(occ.arg or 0), occ.due_at
+                            rt, s, int(occ.arg or 0), occ.due_at, alone=bool(team_key)
                         )
                     team = occ.period.split(":")[0]
                     path = Path(out_dir) / f"digest-{team}-{week}.png"
