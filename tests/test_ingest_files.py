@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 from sqlalchemy import func, select, text
 
+from bot.money import to_micros
 from bot.server import build_app
 from bot.store.tables import UsageDaily, UsageRecord
+from bot.usage.writer import IngestStats, UsageWriter
 from tests.helpers.cli import tokencoach
+from tests.helpers.crafted import record, write
 from tests.helpers.server import serving
 
 CSV_HEADER = "occurred_at,user,model,input_tokens,output_tokens,cost_usd,category,id\n"
@@ -63,7 +68,8 @@ async def test_csv_keeps_good_rows_and_reports_bad_ones_by_line(rt, tmp_path) ->
     assert re.search(r"unattributed\s*│\s*1\s*│", out), out
     # Again: nothing changes.
     code, out, _ = await asyncio.to_thread(ingest, path, rt.env.database_url)
-    assert re.search(r"new\s*│\s*0\s*│", out) and await stored_total(rt) == int(expected * 1_000_000)
+    assert re.search(r"new\s*│\s*0\s*│", out)
+    assert await stored_total(rt) == int(expected * 1_000_000)
 
 
 async def test_jsonl_restatement_by_id_replaces(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -149,3 +155,26 @@ async def test_webhook_auth_counts_and_bad_rows(make_runtime) -> None:  # type: 
         async with rt.db.reader() as s:
             dump = await s.scalar(text("SELECT string_agg(t::text, '') FROM usage_records t"))
         assert "SECRET" not in dump
+
+
+async def test_two_writers_restating_one_row_keep_the_rollup_exact(rt) -> None:  # type: ignore[no-untyped-def]
+    """Writer A restates a row and holds its transaction open; writer B restates the same
+    row meanwhile. B must start from A's stored values, or the rollup counts the row twice
+    (on SQLite B simply waits for the write lock; on PostgreSQL for the row lock)."""
+    original = record(rt, "tomas.novak@acme.example", date(2026, 11, 3), cost="1.00")
+    await write(rt, [original])
+    first = replace(original, cost_micros=to_micros("2.00"))
+    second = replace(original, cost_micros=to_micros("5.00"))
+
+    a, b = await UsageWriter.create(rt), await UsageWriter.create(rt)
+    async with rt.db.session() as s:
+        stats = IngestStats()
+        await a.write_rows(s, a.prepare([first], stats, rt.now()), stats)
+        assert stats.replaced == 1
+        racing = asyncio.create_task(b.write([second]))
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # B waits for A's transaction
+    b_stats = await racing
+    assert b_stats.replaced == 1
+    assert await stored_total(rt) == to_micros("5.00")
+    assert await rollup_total(rt) == to_micros("5.00")

@@ -6,21 +6,27 @@ classification can be explained ("rule:2:support-bot", "heuristic:tool_calls").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from bot.config.models import CategoriesConfig, CategoryRule
 from bot.usage.record import RawUsage
 
 
-def _glob(pattern: str, value: str | None) -> bool:
-    if value is None:
-        return False
-    pattern, value = pattern.lower(), value.lower()
-    if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
-        return pattern[1:-1] in value
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    return value == pattern
+def _matcher(pattern: str) -> Callable[[str | None], bool]:
+    """``pattern`` as a test (case-insensitive; "x*" prefix, "*x*" substring, else exact),
+    compiled once: classification runs for every record of a backfill."""
+    p = pattern.lower()
+    if p.startswith("*") and p.endswith("*") and len(p) > 1:
+        inner = p[1:-1]
+        return lambda v: v is not None and inner in v.lower()
+    if p.endswith("*"):
+        stem = p[:-1]
+        return lambda v: v is not None and v.lower().startswith(stem)
+    return lambda v: v is not None and v.lower() == p
+
+
+_RULE_FIELDS = ("source", "provider", "project", "api_key", "workspace", "model", "user")
 
 
 class Classifier:
@@ -29,36 +35,33 @@ class Classifier:
         self.rules: list[tuple[str, CategoryRule]] = [
             (f"rule:{i}" + (f":{r.name}" if r.name else ""), r) for i, r in enumerate(config.rules)
         ]
+        # Each rule as (rule id, category, [(record field, test)], tag test or None).
+        self._compiled = [
+            (rule_id, rule.category,
+             [(name, _matcher(getattr(rule.match, name))) for name in _RULE_FIELDS
+              if getattr(rule.match, name) is not None],
+             _matcher(rule.match.tag) if rule.match.tag is not None else None)
+            for rule_id, rule in self.rules
+        ]
         h = config.heuristics
         self.h = h
         self.agent_products = {p.lower() for p in h.agent_products}
         self.summ_ratio = Decimal(h.summarization_ratio)
         self.writing_ratio = Decimal(h.writing_ratio)
-
-    def _rule_matches(self, rule: CategoryRule, r: RawUsage) -> bool:
-        m = rule.match
-        checks = (
-            (m.source, r.source),
-            (m.provider, r.provider),
-            (m.project, r.project),
-            (m.api_key, r.api_key),
-            (m.workspace, r.workspace),
-            (m.model, r.model),
-            (m.user, r.user),
-        )
-        for pattern, value in checks:
-            if pattern is not None and not _glob(pattern, value):
-                return False
-        return not (m.tag is not None and not any(_glob(m.tag, t) for t in r.tags))
+        # The ratios as exact fractions: a >= ratio * b  <=>  a * den >= num * b.
+        self._summ = self.summ_ratio.as_integer_ratio()
+        self._writing = self.writing_ratio.as_integer_ratio()
+        self._coding = [_matcher(p) for p in h.coding_models]
 
     def classify(self, r: RawUsage) -> tuple[str, str]:
         if r.category:
             category = r.category.strip().lower()
             if category in self.names:
                 return category, "explicit"
-        for rule_id, rule in self.rules:
-            if self._rule_matches(rule, r):
-                return rule.category, rule_id
+        for rule_id, category, tests, tag_test in self._compiled:
+            if all(test(getattr(r, name)) for name, test in tests) and (
+                    tag_test is None or any(tag_test(t) for t in r.tags)):
+                return category, rule_id
         return self.heuristic(r)
 
     def heuristic(self, r: RawUsage) -> tuple[str, str]:
@@ -68,14 +71,17 @@ class Classifier:
             return "agentic", f"heuristic:agent_product:{product}"
         if r.tool_calls > 0:
             return "agentic", "heuristic:tool_calls"
-        if any(_glob(p, r.model) for p in h.coding_models):
+        model = r.model
+        if any(test(model) for test in self._coding):
             return "coding", "heuristic:coding_model"
         inp = r.input_tokens + r.cache_read_tokens + r.cache_write_tokens
         out = r.output_tokens
         requests = max(r.requests, 1)
-        if inp >= h.summarization_min_input * requests and inp >= self.summ_ratio * max(out, 1):
+        num, den = self._summ
+        if inp >= h.summarization_min_input * requests and inp * den >= num * max(out, 1):
             return "summarization", "heuristic:input_output_ratio"
-        if out >= 500 * requests and out >= self.writing_ratio * max(inp, 1):
+        num, den = self._writing
+        if out >= 500 * requests and out * den >= num * max(inp, 1):
             return "writing", "heuristic:output_heavy"
         if (inp <= h.chat_max_input_per_request * requests
                 and out <= h.chat_max_output_per_request * requests and inp + out > 0):

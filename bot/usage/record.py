@@ -8,15 +8,15 @@ No prompt or completion text exists anywhere in this type, by design.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import blake2b
 
 
 def record_key(source: str, *parts: object) -> bytes:
     """16-byte natural key: the same source + grouping always gives the same key."""
-    text = "\x1f".join([source, *("" if p is None else str(p) for p in parts)])
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    text = "\x1f".join([source] + ["" if p is None else str(p) for p in parts])
+    return blake2b(text.encode(), digest_size=16).digest()
 
 
 @dataclass(slots=True)

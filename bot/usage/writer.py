@@ -8,37 +8,42 @@ For each batch, in one transaction:
 4. add exact deltas to ``usage_daily`` (new - old for replacements).
 
 Two writers racing on the same keys: the loser's insert violates the unique key, its
-transaction rolls back and the batch is retried, now seeing the winner's rows.
+transaction rolls back and the batch is retried, now seeing the winner's rows. Two writers
+restating the same row take turns on a row lock (PostgreSQL; SQLite has one writer).
+
+This is the ingest hot path (millions of rows per backfill), so steps 2-4 talk to the
+driver directly with plain tuples, and per-record work is cached where its inputs repeat
+(owners, prices, days). Money stays integer micro-dollars throughout.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
+from bot.config.models import PricingConfig
 from bot.runtime import Runtime
-from bot.store.tables import UsageDaily, UsageRecord
+from bot.store.tables import UsageRecord
 from bot.timeutil import local_day
 from bot.usage.categories import Classifier
 from bot.usage.identity import IdentityResolver
-from bot.usage.pricing import PriceTable
+from bot.usage.pricing import Price, PriceTable
 from bot.usage.record import RawUsage
 
 log = logging.getLogger("tokencoach.ingest")
+_RECORDS = cast(Table, UsageRecord.__table__)
 
 # Column order of a prepared row (matches the COPY / executemany statements).
 COLUMNS = (
@@ -51,11 +56,50 @@ _VALUE_SLICE = slice(1, 20)  # every column but the key and ingested_at
 (_KEY, _SOURCE, _AT, _DAY, _PERSON, _TEAM, _IDENT, _PROVIDER, _MODEL, _IN, _OUT, _CR, _CW,
  _REQ, _TOOLS, _COST, _BASIS, _CAT, _RULE, _PROJECT, _INGESTED) = range(21)
 
+ROLLUP_KEY = ("day", "person_id", "team_id", "category", "provider", "model")
 ROLLUP_SUMS = (
     "records", "requests", "cost_micros", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "notool_cost_micros", "notool_input_tokens", "notool_output_tokens",
     "notool_cache_read_tokens", "notool_cache_write_tokens",
 )
+_CACHE_LIMIT = 200_000  # entries per lookup cache: bounded memory on any input
+
+# Statements built from the constant column lists only; every value is a bound parameter.
+_SQLITE_INSERT = (f"INSERT INTO usage_records ({', '.join(COLUMNS)}) "  # noqa: S608
+                  f"VALUES ({', '.join('?' * len(COLUMNS))})")
+_ROLLUP_SET = ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ROLLUP_SUMS)
+_SQLITE_ROLLUP = (
+    f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(ROLLUP_KEY) + len(ROLLUP_SUMS)))}) "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {_ROLLUP_SET}")
+_SQLITE_MAX_ID = "SELECT COALESCE(MAX(id), 0) FROM usage_records"
+# The same sums as _rollup_deltas, over the rows just inserted (id > the largest before).
+_NOTOOL = ", ".join(f"SUM(CASE WHEN tool_calls = 0 THEN {c} ELSE 0 END)" for c in (
+    "cost_micros", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
+_SQLITE_ROLLUP_NEW = (
+    f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) "  # noqa: S608
+    "SELECT day, COALESCE(person_id, 0), COALESCE(team_id, 0), category, provider, model, "
+    "COUNT(*), SUM(requests), SUM(cost_micros), SUM(input_tokens), SUM(output_tokens), "
+    f"SUM(cache_read_tokens), SUM(cache_write_tokens), {_NOTOOL} "
+    "FROM usage_records WHERE id > ? GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {_ROLLUP_SET}")
+# PostgreSQL: the batch's deltas are COPYed into a temporary table and added with one
+# statement, in key order (the same order in every writer, so two writers upserting the
+# same days cannot deadlock). Cheaper for both sides than one upsert per row.
+_PG_DELTAS = ("CREATE TEMPORARY TABLE usage_daily_delta (LIKE usage_daily) ON COMMIT DROP")
+_PG_ROLLUP = (
+    f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) "  # noqa: S608
+    f"SELECT {', '.join(ROLLUP_KEY + ROLLUP_SUMS)} FROM usage_daily_delta "
+    f"ORDER BY {', '.join(ROLLUP_KEY)} "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {_ROLLUP_SET}")
+_VALUE_COLUMNS = ", ".join(COLUMNS[_VALUE_SLICE])
+_PG_EXISTING = (f"SELECT record_key, id, {_VALUE_COLUMNS} FROM usage_records "  # noqa: S608
+                "WHERE record_key = ANY($1::bytea[])")
+# Rows about to be replaced, locked in key order (no deadlock between two writers). A
+# writer that waits here reads the row another writer just restated, so its rollup delta
+# starts from the values actually stored, not from the ones it saw before the wait.
+_PG_LOCK_EXISTING = _PG_EXISTING + " ORDER BY record_key FOR UPDATE"
+_EXISTING_CHUNK = 5000  # keys per lookup on SQLite (well under its 32,766 variables)
 
 
 @dataclass
@@ -84,16 +128,60 @@ class IngestStats:
         }
 
 
+class _Rates:
+    """A price as integers: cost = round_half_even(sum(tokens * numerator) / denominator).
+
+    Exactly what Price.cost_micros computes with Decimal (list prices have a few decimals,
+    so the Decimal products are exact), at a fraction of the cost per record."""
+
+    __slots__ = ("cache_read", "cache_write", "den", "input", "output")
+
+    def __init__(self, price: Price):
+        parts = [d.as_integer_ratio() for d in (price.input, price.output, price.cache_read,
+                                                  price.cache_write)]
+        den = math.lcm(*(q for _, q in parts))
+        self.input, self.output, self.cache_read, self.cache_write = (
+            n * (den // q) for n, q in parts)
+        self.den = den
+
+    def cost(self, inp: int, out: int, cr: int, cw: int) -> int:
+        total = inp * self.input + out * self.output + cr * self.cache_read + cw * self.cache_write
+        if self.den == 1:
+            return total
+        q, r = divmod(total, self.den)
+        twice = 2 * r
+        if twice > self.den or (twice == self.den and q & 1):
+            q += 1
+        return q
+
+
+_price_tables: dict[int, tuple[PricingConfig, PriceTable]] = {}
+
+
+def _price_table(config: PricingConfig) -> PriceTable:
+    """One PriceTable per pricing config: building one parses the default price list, and a
+    webhook builds a writer for every POST."""
+    hit = _price_tables.get(id(config))
+    if hit is None or hit[0] is not config:
+        if len(_price_tables) > 16:
+            _price_tables.clear()
+        hit = _price_tables[id(config)] = (config, PriceTable(config))
+    return hit[1]
+
+
 class UsageWriter:
     """Turns RawUsage into stored rows. Build one per ingest run (it caches lookups)."""
 
     def __init__(self, rt: Runtime, resolver: IdentityResolver):
         self.rt = rt
         self.resolver = resolver
-        self.prices = PriceTable(rt.config.pricing)
+        self.prices = _price_table(rt.config.pricing)
         self.classifier = Classifier(rt.config.categories)
         self._tz = ZoneInfo(rt.tz)
         self._days: dict[int, date] = {}
+        # The resolver's answer depends only on these fields and maps loaded once.
+        self._owners: dict[tuple[Any, ...], tuple[int | None, int | None, str | None]] = {}
+        self._rates: dict[int, _Rates] = {}  # by id() of a Price the table keeps alive
         self.horizon = date.min  # records before this day are refused (retention)
 
     @classmethod
@@ -110,25 +198,49 @@ class UsageWriter:
         day = self._days.get(slot)
         if day is None:
             day = at.astimezone(self._tz).date()
+            if len(self._days) >= _CACHE_LIMIT:
+                self._days.clear()
             self._days[slot] = day
         return day
+
+    def _owner(self, r: RawUsage) -> tuple[int | None, int | None, str | None]:
+        key = (r.source, r.user, r.user_kind, r.api_key, r.project, r.workspace, r.team)
+        owner = self._owners.get(key)
+        if owner is None:
+            o = self.resolver.resolve(r)
+            owner = (o.person_id, o.team_id, o.identity)
+            if len(self._owners) >= _CACHE_LIMIT:
+                self._owners.clear()
+            self._owners[key] = owner
+        return owner
+
+    def _price(self, price: Price, r: RawUsage) -> int:
+        rates = self._rates.get(id(price))
+        if rates is None:
+            rates = self._rates[id(price)] = _Rates(price)
+        return rates.cost(r.input_tokens, r.output_tokens, r.cache_read_tokens,
+                          r.cache_write_tokens)
 
     def prepare(self, raws: Iterable[RawUsage], stats: IngestStats,
                 now: datetime) -> dict[bytes, tuple[Any, ...]]:
         """Attribute, price and categorise. Later duplicates of a key win (restatement)."""
         rows: dict[bytes, tuple[Any, ...]] = {}
-        resolve = self.resolver.resolve
         lookup = self.prices.lookup
         classify = self.classifier.classify
+        day_of, owner_of, price_of = self._day, self._owner, self._price
+        horizon = self.horizon
+        read = rejected = unattributed = 0
+        newest = stats.newest
         for r in raws:
-            stats.read += 1
-            day = self._day(r.occurred_at)
-            if day < self.horizon:
-                stats.rejected += 1
+            read += 1
+            at = r.occurred_at
+            day = day_of(at)
+            if day < horizon:
+                rejected += 1
                 continue
-            owner = resolve(r)
-            if owner.person_id is None:
-                stats.unattributed += 1
+            person_id, team_id, identity = owner_of(r)
+            if person_id is None:
+                unattributed += 1
             if r.cost_micros is not None:
                 cost, basis = r.cost_micros, "provider"
             else:
@@ -137,18 +249,19 @@ class UsageWriter:
                     cost, basis = 0, "unpriced"
                     stats.unpriced_models.add(f"{r.provider}/{r.model}")
                 else:
-                    cost = price.cost_micros(r.input_tokens, r.output_tokens,
-                                             r.cache_read_tokens, r.cache_write_tokens)
-                    basis = "price_table"
+                    cost, basis = price_of(price, r), "price_table"
             category, rule = classify(r)
             rows[r.key] = (
-                r.key, r.source, r.occurred_at, day, owner.person_id, owner.team_id,
-                owner.identity, r.provider, r.model, r.input_tokens, r.output_tokens,
-                r.cache_read_tokens, r.cache_write_tokens, r.requests, r.tool_calls, cost, basis,
-                category, rule, r.project, now,
+                r.key, r.source, at, day, person_id, team_id, identity, r.provider, r.model,
+                r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens,
+                r.requests, r.tool_calls, cost, basis, category, rule, r.project, now,
             )
-            if stats.newest is None or r.occurred_at > stats.newest:
-                stats.newest = r.occurred_at
+            if newest is None or at > newest:
+                newest = at
+        stats.read += read
+        stats.rejected += rejected
+        stats.unattributed += unattributed
+        stats.newest = newest
         return rows
 
     async def write(self, raws: Sequence[RawUsage], *, attempts: int = 3) -> IngestStats:
@@ -175,78 +288,147 @@ class UsageWriter:
         """Store prepared rows inside the caller's transaction."""
         if not rows:
             return
-        existing = await _existing(s, list(rows))
+        driver, is_pg = await _driver(s)
+        existing = await _existing(driver, is_pg, list(rows))
         new: list[tuple[Any, ...]] = []
         replaced: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []
-        for key, row in rows.items():
-            old = existing.get(key)
-            if old is None:
-                new.append(row)
-            elif old[1:] == row[_VALUE_SLICE]:
-                stats.unchanged += 1
-            else:
-                replaced.append((old[0], old, row))
+        if existing:
+            changed: list[bytes] = []
+            for key, row in rows.items():
+                old = existing.get(key)
+                if old is None:
+                    new.append(row)
+                elif old[1:] == row[_VALUE_SLICE]:
+                    stats.unchanged += 1
+                else:
+                    changed.append(key)
+            if changed and is_pg:
+                existing = await _locked(driver, changed)
+            for key in changed:
+                old, row = existing.get(key), rows[key]
+                if old is None:  # purged meanwhile (retention)
+                    new.append(row)
+                elif old[1:] == row[_VALUE_SLICE]:  # another writer stored these values
+                    stats.unchanged += 1
+                else:
+                    replaced.append((old[0], old, row))
+        else:  # the common case of a first ingest: nothing to compare
+            new = list(rows.values())
         stats.new += len(new)
         stats.replaced += len(replaced)
-        if new:
-            await _insert_rows(s, new)
-        if replaced:
+        if new and not is_pg:
+            # SQLite: this transaction holds the write lock, so the rows it inserts are
+            # exactly those above the largest id before the insert; SQLite sums them
+            # into the rollup itself (no per-row deltas bound from Python).
+            async with driver.execute(_SQLITE_MAX_ID) as cursor:
+                (before,) = await cursor.fetchone()
+            await _insert_rows(driver, is_pg, new)
+            await driver.execute(_SQLITE_ROLLUP_NEW, (before,))
+            new = []
+        elif new:
+            await _insert_rows(driver, is_pg, new)
+        if replaced:  # restatements are rare: the ORM statement is fine here
             await s.execute(
-                update(UsageRecord.__table__)
-                .where(UsageRecord.__table__.c.id == bindparam("_id"))
+                update(_RECORDS)
+                .where(_RECORDS.c.id == bindparam("_id"))
                 .values({c: bindparam(c) for c in COLUMNS[1:]}),
                 [dict(zip(COLUMNS[1:], row[1:], strict=True), _id=rid)
                  for rid, _, row in replaced],
             )
         deltas = _rollup_deltas(new, [(old, row) for _, old, row in replaced])
-        await apply_rollup(s, deltas)
+        await _apply(driver, is_pg, deltas)
 
 
-async def _existing(s: AsyncSession, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
-    """Existing rows by key: (id, *value columns in COLUMNS[1:20] order)."""
-    t = UsageRecord.__table__.c
-    cols = [t.id] + [t[c] for c in COLUMNS[_VALUE_SLICE]]
+async def _driver(s: AsyncSession) -> tuple[Any, bool]:
+    """The session's own driver connection (aiosqlite or asyncpg), in its transaction."""
+    conn = await s.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    assert driver is not None
+    is_pg = conn.dialect.name == "postgresql"
+    if is_pg and not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens the transaction at its first statement;
+        # statements sent to the driver before that would each commit on their own.
+        await conn.exec_driver_sql("SELECT 1")
+    return driver, is_pg
+
+
+async def _existing(driver: Any, is_pg: bool, keys: list[bytes]
+                    ) -> dict[bytes, tuple[Any, ...]]:
+    """Existing rows by key: (id, *value columns in COLUMNS[1:20] order), typed as the
+    prepared rows are (aware UTC datetimes, dates), so that equal means unchanged."""
     out: dict[bytes, tuple[Any, ...]] = {}
-    for i in range(0, len(keys), 5000):
-        chunk = keys[i : i + 5000]
-        result = await s.execute(select(t.record_key, *cols).where(t.record_key.in_(chunk)))
-        for row in result:
+    if is_pg:
+        for row in await driver.fetch(_PG_EXISTING, keys):
             key, rid, *values = row
-            values[1] = _utc(values[1])  # occurred_at: SQLite hands back naive UTC
+            out[bytes(key)] = (rid, *values)
+        return out
+    for i in range(0, len(keys), _EXISTING_CHUNK):
+        chunk = keys[i : i + _EXISTING_CHUNK]
+        sql = (f"SELECT record_key, id, {_VALUE_COLUMNS} FROM usage_records "  # noqa: S608
+               f"WHERE record_key IN ({', '.join('?' * len(chunk))})")
+        async with driver.execute(sql, chunk) as cursor:
+            found = await cursor.fetchall()
+        for key, rid, *values in found:
+            # SQLite hands back the text it stores: naive UTC times and ISO dates.
+            at, day = values[1], values[2]
+            values[1] = _utc(datetime.fromisoformat(at) if isinstance(at, str) else at)
+            values[2] = date.fromisoformat(day) if isinstance(day, str) else day
             out[bytes(key)] = (rid, *values)
     return out
+
+
+async def _locked(driver: Any, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
+    """Existing PostgreSQL rows, locked until commit and read as of now (after any writer
+    we waited for)."""
+    return {bytes(key): (rid, *values)
+            for key, rid, *values in await driver.fetch(_PG_LOCK_EXISTING, keys)}
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(v, date):
-        return v.isoformat()
-    return v
+def _sqlite_time(v: datetime) -> str:
+    """How SQLAlchemy stores a UTC DateTime on SQLite: naive, with microseconds."""
+    if v.tzinfo is not UTC:
+        v = v.astimezone(UTC)
+    return v.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
-async def _insert_rows(s: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
-    conn = await s.connection()
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    if conn.dialect.name == "postgresql":
+def _sqlite_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Only the time and date columns need converting; repeated values once."""
+    days: dict[date, str] = {}
+    out = []
+    last_at: datetime | None = None
+    at_text = ""
+    ingested = rows[0][_INGESTED]
+    ingested_text = _sqlite_time(ingested)  # one batch, one ingest time (almost always)
+    for r in rows:
+        at, day = r[_AT], r[_DAY]
+        if at is not last_at:  # rows of one bucket share a time object
+            last_at, at_text = at, _sqlite_time(at)
+        day_text = days.get(day)
+        if day_text is None:
+            day_text = days[day] = day.isoformat()
+        if r[_INGESTED] is not ingested:
+            ingested, ingested_text = r[_INGESTED], _sqlite_time(r[_INGESTED])
+        out.append((r[0], r[1], at_text, day_text, *r[4:20], ingested_text))
+    return out
+
+
+async def _insert_rows(driver: Any, is_pg: bool, rows: list[tuple[Any, ...]]) -> None:
+    if is_pg:
         # COPY is the fastest path into PostgreSQL; it runs in the session's transaction.
         try:
             await driver.copy_records_to_table("usage_records", records=rows, columns=COLUMNS)
         except asyncpg.UniqueViolationError as exc:
             raise IntegrityError("COPY usage_records", None, exc) from exc
-    else:
-        # Built from the constant column list only; every value is a bound parameter.
-        sql = (f"INSERT INTO usage_records ({', '.join(COLUMNS)}) "  # noqa: S608
-               f"VALUES ({', '.join('?' * len(COLUMNS))})")
-        try:
-            await driver.executemany(sql, [tuple(_sqlite_value(v) for v in r) for r in rows])
-        except sqlite3.IntegrityError as exc:  # same exception type as the PostgreSQL path
-            raise IntegrityError(sql, None, exc) from exc
+        return
+    try:
+        await driver.executemany(_SQLITE_INSERT, _sqlite_rows(rows))
+    except sqlite3.IntegrityError as exc:  # same exception type as the PostgreSQL path
+        raise IntegrityError(_SQLITE_INSERT, None, exc) from exc
 
 
 RollupKey = tuple[date, int, int, str, str, str]
@@ -255,14 +437,42 @@ RollupKey = tuple[date, int, int, str, str, str]
 def _rollup_deltas(
     new: list[tuple[Any, ...]], replaced: list[tuple[tuple[Any, ...], tuple[Any, ...]]]
 ) -> dict[RollupKey, list[int]]:
-    deltas: dict[RollupKey, list[int]] = defaultdict(lambda: [0] * len(ROLLUP_SUMS))
+    """Per (day, person, team, category, provider, model): the 12 sums to add."""
+    deltas: dict[RollupKey, list[int]] = {}
+    get = deltas.get
+    # New rows (nearly all of them on a backfill): unrolled, no per-column loop.
+    for row in new:
+        key = (row[_DAY], row[_PERSON] or 0, row[_TEAM] or 0, row[_CAT], row[_PROVIDER],
+               row[_MODEL])
+        req, cost, inp, out, cr, cw = (row[_REQ], row[_COST], row[_IN], row[_OUT], row[_CR],
+                                       row[_CW])
+        d = get(key)
+        if d is None:
+            if row[_TOOLS] == 0:
+                deltas[key] = [1, req, cost, inp, out, cr, cw, cost, inp, out, cr, cw]
+            else:
+                deltas[key] = [1, req, cost, inp, out, cr, cw, 0, 0, 0, 0, 0]
+            continue
+        d[0] += 1
+        d[1] += req
+        d[2] += cost
+        d[3] += inp
+        d[4] += out
+        d[5] += cr
+        d[6] += cw
+        if row[_TOOLS] == 0:
+            d[7] += cost
+            d[8] += inp
+            d[9] += out
+            d[10] += cr
+            d[11] += cw
 
     def add(row: tuple[Any, ...], sign: int) -> None:
         # Prepared rows are (key, *values) and existing rows (id, *values): the value
         # columns sit at the same indexes in both.
         key = (row[_DAY], row[_PERSON] or 0, row[_TEAM] or 0, row[_CAT], row[_PROVIDER],
                row[_MODEL])
-        d = deltas[key]
+        d = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
         sums = (1, row[_REQ], row[_COST], row[_IN], row[_OUT], row[_CR], row[_CW])
         for i, v in enumerate(sums):
             d[i] += sign * v
@@ -270,26 +480,25 @@ def _rollup_deltas(
             for i, v in enumerate(sums[2:]):
                 d[7 + i] += sign * v
 
-    for row in new:
-        add(row, 1)
     for old, row in replaced:
         add(old, -1)
         add(row, 1)
-    return {k: v for k, v in deltas.items() if any(v)}
+    if replaced:
+        return {k: v for k, v in deltas.items() if any(v)}
+    return deltas
 
 
-async def apply_rollup(s: AsyncSession, deltas: dict[RollupKey, list[int]]) -> None:
+async def _apply(driver: Any, is_pg: bool, deltas: dict[RollupKey, list[int]]) -> None:
     if not deltas:
         return
-    table = UsageDaily.__table__
-    ins = (pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert)(table)
-    stmt = ins.on_conflict_do_update(
-        index_elements=["day", "person_id", "team_id", "category", "provider", "model"],
-        set_={c: table.c[c] + ins.excluded[c] for c in ROLLUP_SUMS},
-    )
-    params = [
-        dict(day=k[0], person_id=k[1], team_id=k[2], category=k[3], provider=k[4], model=k[5],
-             **dict(zip(ROLLUP_SUMS, v, strict=True)))
-        for k, v in sorted(deltas.items())  # one order for every writer: no deadlocks
-    ]
-    await s.execute(stmt, params)
+    if is_pg:
+        await driver.execute(_PG_DELTAS)
+        await driver.copy_records_to_table(
+            "usage_daily_delta", records=[(*key, *sums) for key, sums in deltas.items()],
+            columns=ROLLUP_KEY + ROLLUP_SUMS)
+        await driver.execute(_PG_ROLLUP)
+        await driver.execute("DROP TABLE usage_daily_delta")  # a transaction may write again
+        return
+    # One order for every writer (SQLite takes the write lock up front anyway).
+    await driver.executemany(_SQLITE_ROLLUP, [
+        (day.isoformat(), *rest, *sums) for (day, *rest), sums in sorted(deltas.items())])
