@@ -82,6 +82,6 @@ async def test_forecast_alert_names_the_day(make_runtime) -> None:  # type: igno
     await run_job(rt, "alerts")
     keys = [k.split(":")[3:] for k, _ in await alerts(rt)]
     assert ["forecast", "100"] in keys and len(keys) == 2
-    forecast = [r for k, r in await alerts(rt) if ":forecast:" in k][0]
+    forecast = next(r for k, r in await alerts(rt) if ":forecast:" in k)
     # $1,020 spent, $480 left at $60/day: 8 days from Nov 18 15:00 -> Nov 26.
     assert "Nov 26" in as_text(forecast)

@@ -1,10 +1,9 @@
-"""Who may do what, on Slack, Teams and the playground: view another person's balance, approve, deny,
-cancel, admin commands, and per-person lines in `/tokens team`."""
+"""Who may do what, on Slack, Teams and the playground: view another person's balance,
+approve, deny, cancel, admin commands, and per-person lines in `/tokens team`."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
 
 import aiohttp
 import pytest

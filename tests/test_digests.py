@@ -75,7 +75,8 @@ async def test_figures_equal_an_independent_recomputation(rt) -> None:  # type: 
     assert f["People using AI"] == "6"
     total = sum(week.values())
     for category, cost in week.items():
-        assert f[category.capitalize()] == f"{fmt_usd(cost)} ({(cost * 100 + total // 2) // total}%)"
+        share = (cost * 100 + total // 2) // total
+        assert f[category.capitalize()] == f"{fmt_usd(cost)} ({share}%)"
     assert f["Agentic share"].startswith(f"{(week['agentic'] * 100 + total // 2) // total}%")
     # The chart is stored as data; its last week equals the week's total by category.
     async with rt.db.reader() as s:

@@ -20,8 +20,8 @@ from bot.server import build_app
 from bot.store import Database
 from tests.conftest import with_overrides
 from tests.fakes.slack import FakeSlack
-from tests.helpers.slack import SECRET, TOKEN, SlackClient, signed_headers
 from tests.helpers.server import free_port
+from tests.helpers.slack import SECRET, TOKEN, SlackClient, signed_headers
 from tests.helpers.threaded import ThreadedApps
 
 pytestmark = pytest.mark.slow

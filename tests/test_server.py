@@ -72,7 +72,7 @@ def test_serve_process_answers_and_stops_gracefully(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-        out, err = proc.communicate()
+        _, err = proc.communicate()
     assert "Traceback" not in err, err
 
 

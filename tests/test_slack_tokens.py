@@ -133,7 +133,7 @@ async def test_user_text_cannot_become_a_mention_or_link(slack_bot) -> None:  # 
     from handlers.sandbox import _sent  # noqa: F401  (the reply builders under test)
 
     for evil in INJECTIONS:
-        status, body = await slack_bot.client.command(
+        status, _ = await slack_bot.client.command(
             slack_bot.uid(TOMAS), f"sandbox 50 {evil} for the team")
         assert status == 200
     await slack_bot.deliver()
@@ -141,12 +141,13 @@ async def test_user_text_cannot_become_a_mention_or_link(slack_bot) -> None:  # 
     posted = slack_bot.fake.calls_to("chat.postMessage")
     assert posted
     for call in posted:
-        for text in block_texts(call["blocks"]) + [call["text"]]:
+        for text in [*block_texts(call["blocks"]), call["text"]]:
             assert "<!" not in text and "<@" not in text and "<#" not in text
             assert "<http" not in text and "<javascript" not in text
     # And directly: a Quote with the whole corpus renders without a live token.
     from bot.reply import Quote, Reply
 
-    rendered = message(Reply(text="x", blocks=[Quote(text="\n".join(INJECTIONS), author="<!here>")]))
+    quote = Quote(text="\n".join(INJECTIONS), author="<!here>")
+    rendered = message(Reply(text="x", blocks=[quote]))
     for text in block_texts(rendered["blocks"]):
         assert "<" not in text.replace("&lt;", "")

@@ -42,7 +42,9 @@ async def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 
 
 
 @asynccontextmanager
-async def serve_process(env: dict[str, str], *args: str) -> AsyncIterator[tuple[str, subprocess.Popen[str]]]:
+async def serve_process(
+    env: dict[str, str], *args: str
+) -> AsyncIterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--log-format", "text", "serve", "--port", str(port), *args],
