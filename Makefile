@@ -47,7 +47,6 @@ chromium:
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check bot handlers jobs tests benchmarks
-	$(BIN)/ruff format --check bot handlers jobs
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
