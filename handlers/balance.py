@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot import ledger, tips
 from bot.directory import PersonView
 from bot.ledger import Balance
@@ -80,15 +82,14 @@ def forecast_text(bal: Balance) -> str:
     )
 
 
-async def tip_blocks(ctx: Ctx, bal: Balance) -> list[Block]:
+async def tip_blocks(ctx: Ctx, s: AsyncSession, bal: Balance) -> list[Block]:
     """One tip with a tutorial button when low-value use dominates the month."""
     cfg = ctx.rt.config
     threshold = int(cfg.nudges.low_value_threshold * 100)
     if bal.spent < to_micros(cfg.nudges.min_spend_usd) or bal.low_value_share < threshold:
         return []
     category = tips.dominant(bal.by_category, cfg.categories.low_value)
-    async with ctx.rt.db.reader() as s:
-        had = await tips.tutorials_had(s, bal.person.id)
+    had = await tips.tutorials_had(s, bal.person.id)
     tut = tips.pick_tutorial(cfg, category, tips.level_for(bal.agentic_share), had)
     words = tips.CATEGORY_WORDS.get(category or "", category or "routine work")
     text = (
@@ -166,11 +167,11 @@ def balance_blocks(rt: Runtime, bal: Balance, *, own: bool = True) -> list[Block
 
 
 async def balance_reply(ctx: Ctx, person: PersonView, *, with_tip: bool = True) -> Reply:
-    async with ctx.rt.db.reader() as s:
+    async with ctx.rt.db.reader() as s:  # one read transaction: one consistent card
         bal = await ledger.balance(ctx.rt, s, person)
-    blocks = balance_blocks(ctx.rt, bal, own=person.id == ctx.person.id)
-    if with_tip:
-        blocks += await tip_blocks(ctx, bal)
+        blocks = balance_blocks(ctx.rt, bal, own=person.id == ctx.person.id)
+        if with_tip:
+            blocks += await tip_blocks(ctx, s, bal)
     blocks.append(Context(text=freshness_line(ctx.rt, person, bal.as_of)))
     summary = (
         f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)} spent in "

@@ -52,6 +52,9 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # 16 MiB page cache per connection (default 2 MiB): the rollup and its indexes
+        # stay in memory for /tokens and digests instead of going through the OS each read.
+        cursor.execute("PRAGMA cache_size=-16384")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
