@@ -58,20 +58,20 @@ KNEE = 0.95  # share of the best throughput that counts as saturated
 TARGET_P99 = 0.030
 TARGET_FLOOR_SHARE = 0.25
 USERS = 10_000  # distinct askers per level: far under the per-person rate limit
-WHY_THROUGHPUT = ("a card costs milliseconds of Python (Bolt's dispatch, three SQLAlchemy "
+WHY_THROUGHPUT = ("a card costs milliseconds of Python (Bolt's dispatch, two SQLAlchemy "
                   "sessions and eight ORM queries) against tens of microseconds for a bare "
                   "answer; see the notes")
 NOTES = """\
 Where a /tokens request's time goes (py-spy on the server under load): the ledger's five
-queries, the person lookup and the tip's query run through the SQLAlchemy ORM in three
-sessions (each a pool checkout with a pre-ping on PostgreSQL), and Bolt's middleware chain
-and signature check; rendering the card is a small share. A bare aiohttp handler does
-none of that, so the 25% target would need the whole card in a few hundred microseconds.
-What would move it: one reader session per request (person, balance and tip together),
-caching the per-process constants (sources' freshness, team caps) for a few seconds,
-folding the first-usage-day query into the main one, and a Core select for the person
-instead of an ORM entity; beyond that, Bolt's own dispatch is a floor of its own. Each
-replica uses one core, so throughput scales with replicas.
+queries, the person lookup and the tip's query run through the SQLAlchemy ORM in two
+sessions (the person's, then balance and tip together; each a pool checkout), and Bolt's
+middleware chain and signature check; rendering the card is a small share. A bare aiohttp
+handler does none of that, so the 25% target would need the whole card in a few hundred
+microseconds. What would move it further: caching the per-process constants (sources'
+freshness, team caps) for a few seconds, folding the first-usage-day query into the main
+one, and a Core select for the person instead of an ORM entity; beyond that, Bolt's own
+dispatch is a floor of its own. Each replica uses one core, so throughput scales with
+replicas.
 
 The bare floor is limited by the client, not by the bare server: at its higher levels the
 load generator uses a whole core while the bare server stays near half of one, so the
