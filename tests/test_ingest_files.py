@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from bot.money import to_micros
 from bot.server import build_app
-from bot.store.tables import UsageDaily, UsageRecord
+from bot.store.tables import SourceState, UsageDaily, UsageRecord
 from bot.usage.writer import IngestStats, UsageWriter
 from tests.helpers.cli import tokencoach
 from tests.helpers.crafted import record, write
@@ -155,6 +155,32 @@ async def test_webhook_auth_counts_and_bad_rows(make_runtime) -> None:  # type: 
         async with rt.db.reader() as s:
             dump = await s.scalar(text("SELECT string_agg(t::text, '') FROM usage_records t"))
         assert "SECRET" not in dump
+
+
+async def test_webhook_posts_in_flight_together_on_a_fresh_store_all_land(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    """Eight POSTs at once on a store that has never ingested: each answers 200 (the first
+    run's freshness row is created once, not eight times) and none of the counts is lost."""
+    from bot.config.env import Env
+
+    rt0 = await make_runtime(sync=True)
+    env = Env(database_url=rt0.env.database_url, source={"TOKENCOACH_INGEST_TOKEN": "tok"})
+    rt = await make_runtime(env=env)
+    bodies = [json.dumps([
+        {"occurred_at": f"2026-11-03T{h:02d}:00:00Z", "user": "tomas.novak@acme.example",
+         "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5, "cost_usd": "0.01",
+         "id": f"p{post}-{h}"} for h in range(5)]) for post in range(8)]
+    headers = {"Authorization": "Bearer tok"}
+    async with serving(build_app(rt, background=False)) as base, aiohttp.ClientSession() as http:
+        async def post(body: str) -> tuple[int, dict[str, int]]:
+            async with http.post(f"{base}/ingest/usage", data=body, headers=headers) as resp:
+                return resp.status, await resp.json()
+        answers = await asyncio.gather(*(post(b) for b in bodies))
+    assert [status for status, _ in answers] == [200] * 8
+    assert sum(answer["new"] for _, answer in answers) == 40
+    async with rt.db.reader() as s:
+        state = await s.get(SourceState, "import")
+    assert state is not None and state.records_total == 40
+    assert await stored_total(rt) == await rollup_total(rt) == to_micros("0.40")
 
 
 async def test_two_writers_restating_one_row_keep_the_rollup_exact(rt) -> None:  # type: ignore[no-untyped-def]

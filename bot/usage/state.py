@@ -5,16 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.tables import SourceState
 
 
 async def _state(s: AsyncSession, source: str) -> SourceState:
-    state = await s.get(SourceState, source)
-    if state is None:
-        state = SourceState(source=source, records_total=0)
-        s.add(state)
+    """The source's row, created if absent and locked for this transaction.
+
+    Concurrent ingests (webhook POSTs in flight together, two replicas) both update it:
+    insert-or-ignore avoids a duplicate-key error on the first run, and the row lock
+    (PostgreSQL; SQLite serialises writers anyway) keeps ``records_total`` from losing
+    one of two read-modify-writes."""
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await s.execute(insert(SourceState).values(source=source, records_total=0)
+                    .on_conflict_do_nothing(index_elements=["source"]))
+    state = await s.scalar(select(SourceState).where(SourceState.source == source)
+                           .with_for_update().execution_options(populate_existing=True))
+    assert state is not None  # inserted or already there, in this transaction
     return state
 
 
