@@ -91,6 +91,16 @@ class Identity(Base):
     origin: Mapped[str] = mapped_column(String(16), default="config")
 
 
+class DirectoryVersion(Base):
+    """One row whose ``version`` database triggers bump on any change to people's email or
+    team, or to identities (migration 0003): ingest reloads its owner maps when it moves."""
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 # --- usage -----------------------------------------------------------------------------
 
 

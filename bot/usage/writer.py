@@ -186,9 +186,7 @@ class UsageWriter:
 
     @classmethod
     async def create(cls, rt: Runtime) -> UsageWriter:
-        async with rt.db.reader() as s:
-            resolver = await IdentityResolver.load(s)
-        writer = cls(rt, resolver)
+        writer = cls(rt, await IdentityResolver.current(rt.db))
         writer.horizon = local_day(rt.now(), rt.tz) - timedelta(
             days=rt.config.retention.raw_usage_days)
         return writer
