@@ -16,13 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, event, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
 from bot.reply import Context, Reply, Text
 from bot.runtime import Runtime
+from bot.store.database import insert_for
 from bot.store.results import affected
 from bot.store.tables import OutboxMessage, Person, Team
 from bot.timeutil import as_utc
@@ -94,8 +93,7 @@ def delivery_platforms(rt: Runtime) -> list[str]:
 
 
 def _insert(s: AsyncSession) -> Any:
-    dialect = s.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(OutboxMessage)
+    return insert_for(s.get_bind().dialect.name, OutboxMessage)
 
 
 async def enqueue(

@@ -9,8 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.directory import resolve_cap
 from bot.ledger import FORECAST_WINDOW_DAYS, forecast, granted_people, month_limit
@@ -158,13 +156,12 @@ async def _alert(
     by_cat: dict[str, int],
 ) -> bool:
     cfg = rt.config
-    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
     async with rt.db.session() as s:
         won = 0
         for b, t in marks:
             won += affected(
                 await s.execute(
-                    insert(ThresholdAlert)
+                    rt.db.insert(ThresholdAlert)
                     .values(
                         person_id=person.id, period=period, basis=b, threshold=t, sent_at=rt.now()
                     )

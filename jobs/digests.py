@@ -17,8 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.approvals.policy import pool_used
@@ -187,9 +185,8 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         team = await s.get(Team, team_id)
         assert team is not None
         chart_key = chart_id_for(team.key, week)
-        insert = sqlite_insert if rt.db.is_sqlite else pg_insert
         await s.execute(
-            insert(Chart)
+            rt.db.insert(Chart)
             .values(
                 id=chart_key,
                 title=f"{team.name} weekly spend",

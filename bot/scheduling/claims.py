@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import Database
 from bot.store.results import affected
@@ -27,7 +25,7 @@ RETRY_BACKOFF = timedelta(minutes=5)
 
 
 def _insert(db: Database) -> Any:
-    return (sqlite_insert if db.is_sqlite else pg_insert)(JobClaim)
+    return db.insert(JobClaim)
 
 
 async def claim(

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -16,6 +18,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+
+def insert_for(dialect: str, table: Any) -> Any:
+    """``INSERT`` for ``table`` in the dialect's flavour, which has ``on_conflict_do_*``."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 class NotMigratedError(RuntimeError):
@@ -95,6 +102,10 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def insert(self, table: Any) -> Any:
+        """``INSERT`` for ``table`` with this database's ``on_conflict_do_*``."""
+        return insert_for(self.dialect, table)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

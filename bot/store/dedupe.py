@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from bot.runtime import Runtime
 from bot.store.results import affected
 from bot.store.tables import ProcessedEvent
@@ -12,10 +9,9 @@ from bot.store.tables import ProcessedEvent
 
 async def first_time(rt: Runtime, key: str) -> bool:
     """Record ``key`` as handled; False if it already was (a retry or a replay)."""
-    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
     async with rt.db.session() as s:
         result = await s.execute(
-            insert(ProcessedEvent)
+            rt.db.insert(ProcessedEvent)
             .values(key=key[:255], at=rt.now())
             .on_conflict_do_nothing(index_elements=["key"])
         )

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.outbox import reopen_unreachable
 from bot.runtime import Runtime
@@ -67,10 +65,9 @@ def channel_key(channel_id: str) -> str:
 
 async def _upsert(rt: Runtime, key: str, reference: dict[str, Any], person_id: int | None,
                   team_id: int | None) -> None:
-    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
     values = dict(platform=PLATFORM, key=key, person_id=person_id, team_id=team_id,
                   reference=reference, active=True, retired_reason=None, updated_at=rt.now())
-    stmt = insert(ConversationRef).values(**values)
+    stmt = rt.db.insert(ConversationRef).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["platform", "key"],
         set_={k: stmt.excluded[k] for k in ("person_id", "team_id", "reference", "active",

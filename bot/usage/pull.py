@@ -27,14 +27,13 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.models import SourceBase
 from bot.money import fmt_usd
 from bot.runtime import Runtime
+from bot.store.database import insert_for
 from bot.store.tables import Identity, Person, ProviderCost, UsageRecord
 from bot.timeutil import as_utc
 from bot.usage.record import RawUsage
@@ -308,7 +307,7 @@ async def upsert_costs(s: AsyncSession, source: str, costs: list[CostRow],
     if not costs:
         return
     dialect = (await s.connection()).dialect.name
-    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(ProviderCost)
+    ins = insert_for(dialect, ProviderCost)
     stmt = ins.on_conflict_do_update(
         index_elements=["cost_key"],
         set_={c: ins.excluded[c] for c in ("day", "scope", "line_item", "amount_micros",

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.store.database import insert_for
 from bot.store.tables import SourceState
 
 
@@ -19,8 +18,8 @@ async def _state(s: AsyncSession, source: str) -> SourceState:
     insert-or-ignore avoids a duplicate-key error on the first run, and the row lock
     (PostgreSQL; SQLite serialises writers anyway) keeps ``records_total`` from losing
     one of two read-modify-writes."""
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await s.execute(insert(SourceState).values(source=source, records_total=0)
+    await s.execute(insert_for(s.get_bind().dialect.name, SourceState)
+                    .values(source=source, records_total=0)
                     .on_conflict_do_nothing(index_elements=["source"]))
     state = await s.scalar(select(SourceState).where(SourceState.source == source)
                            .with_for_update().execution_options(populate_existing=True))
