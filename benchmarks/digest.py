@@ -68,9 +68,8 @@ async def _job_path(rt: Any, occurrences: list[Any]) -> int:
     managers = 0
     for occ in occurrences:
         async with rt.db.reader() as s:
-            _channel, by_manager, _spec, _week = await digests.build(rt, s, int(occ.arg),
-                                                                     occ.due_at)
-        managers += len(by_manager)
+            built = await digests.build(rt, s, int(occ.arg), occ.due_at)
+        managers += len(built.managers)
     return managers
 
 

@@ -107,33 +107,47 @@ async def team_cap(s: AsyncSession, team_id: int | None) -> int | None:
     return await s.scalar(select(Team.cap_micros).where(Team.id == team_id))
 
 
+def _in_month(month: Month, now: datetime, tz: str) -> tuple[Any, ...]:
+    """Grants that have started and overlap ``month`` (ended ones included)."""
+    return (
+        SandboxGrant.status.in_(("active", "ended")),
+        SandboxGrant.starts_at <= now,
+        SandboxGrant.starts_at < start_of_day(month.last + timedelta(days=1), tz),
+        SandboxGrant.ends_at > start_of_day(month.first, tz),
+    )
+
+
 async def month_grants(s: AsyncSession, person_id: int, month: Month, now: datetime,
                        tz: str) -> list[Grant]:
     """Grants that have started and overlap ``month`` (ended ones included)."""
     rows = await s.execute(
         select(SandboxGrant.id, SandboxGrant.amount_micros, SandboxGrant.starts_at,
                SandboxGrant.ends_at)
-        .where(
-            SandboxGrant.person_id == person_id,
-            SandboxGrant.status.in_(("active", "ended")),
-            SandboxGrant.starts_at <= now,
-            SandboxGrant.starts_at < start_of_day(month.last + timedelta(days=1), tz),
-            SandboxGrant.ends_at > start_of_day(month.first, tz),
-        )
+        .where(SandboxGrant.person_id == person_id, *_in_month(month, now, tz))
         .order_by(SandboxGrant.ends_at)
     )
     return [Grant(i, a, as_utc(st), as_utc(en)) for i, a, st, en in rows]
 
 
+async def grants_by_person(s: AsyncSession, month: Month, now: datetime,
+                           tz: str) -> dict[int, list[Grant]]:
+    """month_grants for everyone who has any, in one query (batch jobs)."""
+    rows = await s.execute(
+        select(SandboxGrant.person_id, SandboxGrant.id, SandboxGrant.amount_micros,
+               SandboxGrant.starts_at, SandboxGrant.ends_at)
+        .where(*_in_month(month, now, tz))
+        .order_by(SandboxGrant.person_id, SandboxGrant.ends_at)
+    )
+    out: dict[int, list[Grant]] = defaultdict(list)
+    for pid, i, a, st, en in rows:
+        out[pid].append(Grant(i, a, as_utc(st), as_utc(en)))
+    return dict(out)
+
+
 async def granted_people(s: AsyncSession, month: Month, now: datetime, tz: str) -> set[int]:
     """Who has a grant overlapping ``month`` (for batch jobs: only they need the lookup)."""
     rows = await s.scalars(
-        select(SandboxGrant.person_id).distinct().where(
-            SandboxGrant.status.in_(("active", "ended")),
-            SandboxGrant.starts_at <= now,
-            SandboxGrant.starts_at < start_of_day(month.last + timedelta(days=1), tz),
-            SandboxGrant.ends_at > start_of_day(month.first, tz),
-        ))
+        select(SandboxGrant.person_id).distinct().where(*_in_month(month, now, tz)))
     return set(rows.all())
 
 

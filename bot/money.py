@@ -24,14 +24,22 @@ def to_cents_str(micros: int) -> str:
 
 
 def fmt_usd(micros: int, *, cents: bool | None = None) -> str:
-    """Human money: $1,234.56; whole dollars for large round figures when cents=None."""
-    value = to_decimal(micros).quantize(_CENT, rounding=ROUND_HALF_EVEN)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
+    """Human money: $1,234.56; whole dollars for large round figures when cents=None.
+
+    Integer arithmetic (digests format a hundred thousand figures): the cent rounds half
+    to even, and so does the dollar when cents are left out."""
+    whole_cents, rest = divmod(abs(micros), 10_000)
+    if rest > 5_000 or (rest == 5_000 and whole_cents & 1):
+        whole_cents += 1
+    sign = "-" if micros < 0 and whole_cents else ""
+    dollars, cent = divmod(whole_cents, 100)
     if cents is None:
-        cents = value < 100 or value != value.to_integral_value()
-    text = f"{value:,.2f}" if cents else f"{value.to_integral_value(rounding=ROUND_HALF_EVEN):,}"
-    return f"{sign}${text}"
+        cents = dollars < 100 or cent != 0
+    if cents:
+        return f"{sign}${dollars:,}.{cent:02d}"
+    if cent > 50 or (cent == 50 and dollars & 1):
+        dollars += 1
+    return f"{sign}${dollars:,}"
 
 
 def pct(part: int, whole: int) -> int:

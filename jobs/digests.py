@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -62,6 +62,28 @@ async def due(rt: Runtime, at: datetime) -> list[Occurrence]:
     return out
 
 
+@dataclass(frozen=True)
+class TeamInfo:
+    """What a digest needs of its team, as plain values (kept between sessions)."""
+
+    id: int
+    key: str
+    name: str
+    timezone: str | None
+
+    @classmethod
+    def of(cls, team: Team) -> TeamInfo:
+        return cls(team.id, team.key, team.name, team.timezone)
+
+
+class Built(NamedTuple):
+    channel: Reply
+    managers: dict[int, Reply]  # manager's person id -> their private version
+    chart_spec: dict[str, Any]
+    week: str  # ISO week key
+    team: TeamInfo
+
+
 @dataclass
 class _Batch:
     """Every team due at one moment, computed together (a few grouped queries for all of
@@ -69,7 +91,7 @@ class _Batch:
 
     made: float
     digests: dict[int, stats.TeamDigest]
-    teams: dict[int, Team]
+    teams: dict[int, TeamInfo]
     reports: dict[int, dict[int, list[int]]]  # team -> manager -> their reports there
     pool: int
 
@@ -88,7 +110,10 @@ async def _compute(rt: Runtime, s: AsyncSession, team_ids: list[int], digest_day
         now=rt.now(),
         with_members=cfg.digests.manager_digests,
     )
-    teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
+    teams = {
+        t.id: TeamInfo.of(t)
+        for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()
+    }
     reports: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     if cfg.digests.manager_digests:
         rows = await s.execute(
@@ -124,6 +149,17 @@ async def _batch(
     return batch
 
 
+def _batched_team(rt: Runtime, team_id: int, due_at: datetime) -> TeamInfo | None:
+    """The team as a fresh batch for this moment holds it (saves a query per team)."""
+    now = time.monotonic()
+    for (url, at, _day), batch in _BATCHES.items():
+        if url == rt.db.url and at == due_at and now - batch.made < BATCH_TTL:
+            info = batch.teams.get(team_id)
+            if info is not None:
+                return info
+    return None
+
+
 async def build(
     rt: Runtime,
     s: AsyncSession,
@@ -132,12 +168,15 @@ async def build(
     *,
     late: bool = False,
     alone: bool = False,
-) -> tuple[Reply, dict[int, Reply], dict[str, Any], str]:
+) -> Built:
     """The channel digest, each manager's version, the chart spec and the week key.
     ``alone``: compute this team only (a dry run), not every team due with it."""
     cfg = rt.config
-    team = await s.get(Team, team_id)
-    assert team is not None
+    team = None if alone else _batched_team(rt, team_id, due_at)
+    if team is None:
+        row = await s.get(Team, team_id)
+        assert row is not None
+        team = TeamInfo.of(row)
     zone = team.timezone or rt.tz
     digest_day = due_at.astimezone(ZoneInfo(zone)).date()
     week = iso_week_key(digest_day)
@@ -174,16 +213,16 @@ async def build(
                 pool_used=batch.pool,
                 pool_total=pool_total,
             )
-    return channel, managers, chart_spec, week
+    return Built(channel, managers, chart_spec, week, team)
 
 
 async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     team_id = int(occ.arg or 0)
     late = rt.now() - occ.due_at > LATE_AFTER
     async with rt.db.session() as s:
-        channel, managers, chart_spec, week = await build(rt, s, team_id, occ.due_at, late=late)
-        team = await s.get(Team, team_id)
-        assert team is not None
+        channel, managers, chart_spec, week, team = await build(
+            rt, s, team_id, occ.due_at, late=late
+        )
         chart_key = chart_id_for(team.key, week)
         await s.execute(
             rt.db.insert(Chart)

@@ -212,3 +212,60 @@ async def test_a_chart_week_with_a_handful_of_people_folds_the_chart(rt) -> None
     assert list(chart.spec["series"]) == ["other"]
     platform = dict(await posted(rt))["digest:platform:2026-W48@playground"]
     assert facts(platform)["People using AI"] == "6"  # this week itself is not small
+
+
+async def test_batch_figures_equal_independent_counts_for_every_week(rt) -> None:  # type: ignore[no-untyped-def]
+    """stats.compute for all teams at once: people per chart week, month-to-date per team
+    and each member's spend and agentic spend, against plain SQL over usage_records."""
+    from bot.digest import stats
+    from bot.store.tables import Team
+
+    recs = []
+    for i, email in enumerate(PLATFORM + GROWTH):
+        for week in range(i % 4, 8, 2):  # everyone in a different set of weeks
+            day = date(2026, 9, 28) + timedelta(days=7 * week + i % 7)
+            recs.append(record(rt, email, day, cost=f"{i + 1}.0{week}", category="agentic"))
+            recs.append(record(rt, email, day, cost="0.50", category="chat"))
+    # Zero-cost usage is not "people with usage"; unknown people belong to no team.
+    recs.append(record(rt, GROWTH[0], date(2026, 9, 29), cost="0.00"))
+    recs.append(record(rt, "nobody@elsewhere.example", date(2026, 11, 17), cost="9.99"))
+    recs.append(record(rt, PLATFORM[1], date(2026, 11, 23), cost="2.22", category="coding"))
+    await write(rt, recs)
+    rt.clock.set(MONDAY)
+    async with rt.db.reader() as s:
+        teams = {k: i for k, i in (await s.execute(select(Team.key, Team.id))).all()}
+        digests = await stats.compute(rt, s, list(teams.values()), digest_day=date(2026, 11, 23),
+                                      now=rt.now(), with_members=True)
+
+        async def one(sql: str, **params: object) -> dict[tuple, int]:  # type: ignore[type-arg]
+            rows = await s.execute(text(sql), params)
+            return {tuple(r[:-1]): int(r[-1]) for r in rows}
+
+        active = [(k, d if isinstance(d, date) else date.fromisoformat(d), p) for k, d, p in (
+            await s.execute(text(
+                "SELECT t.key, u.day, u.person_id FROM usage_records u JOIN teams t "
+                "ON t.id = u.team_id WHERE u.cost_micros > 0 AND u.person_id IS NOT NULL"))
+        ).all()]
+        mtd = await one(
+            "SELECT t.key, SUM(u.cost_micros) FROM usage_records u JOIN teams t "
+            "ON t.id = u.team_id WHERE u.day >= :a AND u.day <= :b GROUP BY t.key",
+            a=date(2026, 11, 1), b=date(2026, 11, 23))
+        spent = await one(
+            "SELECT p.email, u.category = 'agentic', SUM(u.cost_micros) FROM usage_records u "
+            "JOIN people p ON p.id = u.person_id WHERE u.day >= :a AND u.day <= :b "
+            "GROUP BY p.email, u.category = 'agentic'", a=date(2026, 11, 1), b=date(2026, 11, 23))
+        emails = dict((await s.execute(text("SELECT id, email FROM people"))).all())
+    for key, tid in teams.items():
+        d = digests[tid]
+        assert len(d.weeks) == 8 and d.weeks[-1] == date(2026, 11, 16)
+        expected = [len({p for k, day, p in active
+                         if k == key and w <= day < w + timedelta(days=7)}) for w in d.weeks]
+        assert d.weekly_people == expected, key
+        assert d.active_people == expected[-1]
+        assert d.mtd == mtd.get((key,), 0), key
+        for m in d.members:
+            email = emails[m.person_id]
+            assert m.spent == sum(v for (e, _), v in spent.items() if e == email), email
+            assert m.agentic == spent.get((email, True), 0), email
+    assert digests[teams["platform"]].weekly_people != [0] * 8
+    assert any(m.spent for m in digests[teams["platform"]].members)

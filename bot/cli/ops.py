@@ -209,15 +209,16 @@ def digest(
             if dry_run:
                 for occ in occurrences:
                     async with rt.db.reader() as s:
-                        channel, _, spec, week = await digest_job.build(
+                        built = await digest_job.build(
                             rt, s, int(occ.arg or 0), occ.due_at, alone=bool(team_key)
                         )
-                    team = occ.period.split(":")[0]
-                    path = Path(out_dir) / f"digest-{team}-{week}.png"
-                    png, _ = render(spec)
+                    team = built.team.key
+                    path = Path(out_dir) / f"digest-{team}-{built.week}.png"
+                    png, _ = render(built.chart_spec)
                     path.write_bytes(png)
-                    chart_id = digest_job.chart_id_for(team, week)
-                    console.print(as_text(channel, chart_paths={chart_id: str(path)}), markup=False)
+                    chart_id = digest_job.chart_id_for(team, built.week)
+                    console.print(as_text(built.channel, chart_paths={chart_id: str(path)}),
+                                  markup=False)
                     console.print()
                 return 0
             job = all_jobs()["digests"]

@@ -16,11 +16,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import BigInteger, and_, case, distinct, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.directory import resolve_cap
-from bot.ledger import forecast, granted_people, month_limit
+from bot.ledger import forecast, grants_by_person, sandbox_allowance
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -37,6 +37,9 @@ from bot.usage.pricing import PriceTable
 
 ROUTING_LOW = Decimal("0.8")  # a smaller model may answer more briefly …
 ROUTING_HIGH = Decimal("1.5")  # … or need retries and longer prompts
+# Per hash table and process; a digest batch's scans (three processes with parallel
+# workers) stay within a few hundred MB, once a week.
+ANALYTICS_WORK_MEM = "32MB"
 
 
 @dataclass(frozen=True)
@@ -134,22 +137,62 @@ class TeamDigest:
         return sum(self.prev_week_by_category.values())
 
 
-async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dict[int, int]:
-    """Explicit team budget, else the sum of members' monthly caps."""
-    default = to_micros(rt.config.policy.default_cap_usd)
-    teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
-    caps: dict[int, int] = defaultdict(int)
-    rows = await s.execute(
-        select(Person.team_id, Person.cap_micros).where(Person.team_id.in_(team_ids), Person.active)
+async def _core(s: AsyncSession, statement: Any) -> Any:
+    """Run a plain column select on the session's connection: its rows skip the ORM's
+    per-row loading (a digest batch reads a few hundred thousand of them)."""
+    return await (await s.connection()).execute(statement)
+
+
+@dataclass(frozen=True)
+class _Member:
+    id: int
+    name: str
+    team_id: int
+    cap: int | None  # the person's own override
+    active: bool
+
+
+async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
+    """id -> (id, key, name, cap_micros, budget_micros)."""
+    rows = await _core(
+        s,
+        select(Team.id, Team.key, Team.name, Team.cap_micros, Team.budget_micros).where(
+            Team.id.in_(team_ids)
+        ),
     )
-    for team_id, cap in rows:
-        if team_id is None:
-            continue
-        caps[team_id] += resolve_cap(cap, teams[team_id].cap_micros, default)
+    return {row.id: row for row in rows}
+
+
+async def _members(s: AsyncSession, team_ids: list[int]) -> list[_Member]:
+    rows = await _core(
+        s,
+        select(Person.id, Person.name, Person.team_id, Person.cap_micros, Person.active).where(
+            Person.team_id.in_(team_ids)
+        ),
+    )
+    return [
+        _Member(pid, name, tid, cap, active)
+        for pid, name, tid, cap, active in rows
+        if tid is not None
+    ]
+
+
+def _budgets(rt: Runtime, teams: dict[int, Any], members: list[_Member]) -> dict[int, int]:
+    """Explicit team budget, else the sum of active members' monthly caps."""
+    default = to_micros(rt.config.policy.default_cap_usd)
+    caps: dict[int, int] = defaultdict(int)
+    for m in members:
+        if m.active and m.team_id in teams:
+            caps[m.team_id] += resolve_cap(m.cap, teams[m.team_id].cap_micros, default)
     return {
         tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
         for tid, t in teams.items()
     }
+
+
+async def team_budgets(rt: Runtime, s: AsyncSession, team_ids: list[int]) -> dict[int, int]:
+    """Explicit team budget, else the sum of members' monthly caps."""
+    return _budgets(rt, await _teams(s, team_ids), await _members(s, team_ids))
 
 
 async def team_month(
@@ -228,43 +271,64 @@ async def compute(
     today = local_day(now, rt.tz)
     month = month_of(today)
     in_teams = UsageDaily.team_id.in_(team_ids)
+    pg = s.get_bind().dialect.name == "postgresql"
+    if pg:
+        # These grouped scans cover weeks of every team: at the default work_mem (4 MB)
+        # their hash tables spill to disk, which made them half again slower.
+        await s.execute(text(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'"))
 
     # 1. Weekly spend by category for the chart window.
     series: dict[int, dict[str, list[int]]] = defaultdict(dict)
     bucket = _week_bucket(weeks).label("w")
-    rows = await s.execute(
+    rows = await _core(
+        s,
         select(UsageDaily.team_id, bucket, UsageDaily.category, func.sum(UsageDaily.cost_micros))
         .where(in_teams, UsageDaily.day >= first, UsageDaily.day <= last)
-        .group_by(UsageDaily.team_id, bucket, UsageDaily.category)
+        .group_by(UsageDaily.team_id, bucket, UsageDaily.category),
     )
     for team_id, w, category, cost in rows:
         series[team_id].setdefault(category, [0] * n_weeks)[int(w)] += int(cost or 0)
 
-    # 2. Month to date (as of now) and the last seven days, for the forecast.
+    # 2. Month to date (as of now): by team, and for managers' lines by person (spend and
+    # agentic spend) from the same scan. Then the last seven days, for the forecast.
     mtd: dict[int, int] = defaultdict(int)
-    last7: dict[int, int] = defaultdict(int)
-    since = min(month.first, today - timedelta(days=7))
-    # Grouped by labels: PostgreSQL can't match repeated expressions with parameters.
-    in_month = case((UsageDaily.day >= month.first, 1), else_=0).label("in_month")
-    # The pace window is the seven complete days before today (today is still running).
-    recent = case(
-        (and_(UsageDaily.day >= today - timedelta(days=7), UsageDaily.day < today), 1), else_=0
-    ).label("recent")
-    rows = await s.execute(
-        select(UsageDaily.team_id, in_month, recent, func.sum(UsageDaily.cost_micros))
-        .where(in_teams, UsageDaily.day >= since, UsageDaily.day <= today)
-        .group_by(UsageDaily.team_id, in_month, recent)
+    by_person: dict[int, tuple[int, int]] = {}
+    agentic_cost = func.sum(
+        case((UsageDaily.category.in_(cfg.categories.agentic), UsageDaily.cost_micros), else_=0)
     )
-    for team_id, is_month, is_recent, cost in rows:
-        if is_month:
-            mtd[team_id] += int(cost or 0)
-        if is_recent:
-            last7[team_id] += int(cost or 0)
+    grouping = (UsageDaily.team_id, UsageDaily.person_id) if with_members else (UsageDaily.team_id,)
+    rows = await _core(
+        s,
+        select(*grouping, func.sum(UsageDaily.cost_micros), agentic_cost)
+        .where(in_teams, UsageDaily.day >= month.first, UsageDaily.day <= today)
+        .group_by(*grouping),
+    )
+    for row in rows:
+        cost = int(row[-2] or 0)
+        mtd[row[0]] += cost
+        if with_members and row[1]:
+            spent, agentic_part = by_person.get(row[1], (0, 0))
+            by_person[row[1]] = (spent + cost, agentic_part + int(row[-1] or 0))
+    # The pace window is the seven complete days before today (today is still running).
+    last7: dict[int, int] = defaultdict(int)
+    rows = await _core(
+        s,
+        select(UsageDaily.team_id, func.sum(UsageDaily.cost_micros))
+        .where(in_teams, UsageDaily.day >= today - timedelta(days=7), UsageDaily.day < today)
+        .group_by(UsageDaily.team_id),
+    )
+    for team_id, cost in rows:
+        last7[team_id] += int(cost or 0)
 
-    # 3. People with usage per chart week (the small-team privacy rule looks at every week).
+    # 3. People with usage per chart week (the small-team privacy rule looks at every week):
+    # per person, a bit mask of the weeks they had usage in, counted here. One small group
+    # per person, where a distinct count per (team, week) sorted or hashed every row.
+    week_bit = literal(1, BigInteger).op("<<")(_week_bucket(weeks))  # up to 52 weeks
+    mask = func.bit_or(week_bit) if pg else func.sum(distinct(week_bit))
     weekly_people: dict[int, list[int]] = defaultdict(lambda: [0] * n_weeks)
-    rows = await s.execute(
-        select(UsageDaily.team_id, bucket, func.count(func.distinct(UsageDaily.person_id)))
+    rows = await _core(
+        s,
+        select(UsageDaily.team_id, mask)
         .where(
             in_teams,
             UsageDaily.day >= first,
@@ -272,15 +336,19 @@ async def compute(
             UsageDaily.person_id != 0,
             UsageDaily.cost_micros > 0,
         )
-        .group_by(UsageDaily.team_id, bucket)
+        .group_by(UsageDaily.team_id, UsageDaily.person_id),
     )
-    for team_id, w, people in rows:
-        weekly_people[team_id][int(w)] = int(people)
+    for team_id, weeks_active in rows:
+        counts = weekly_people[team_id]
+        for w in range(n_weeks):
+            if weeks_active >> w & 1:
+                counts[w] += 1
 
     # 4. Routing savings: routine, tool-free work on models with a cheaper sibling.
     routing: dict[int, Routing] = defaultdict(Routing)
     prices = PriceTable(cfg.pricing)
-    rows = await s.execute(
+    rows = await _core(
+        s,
         select(
             UsageDaily.team_id,
             UsageDaily.category,
@@ -298,7 +366,7 @@ async def compute(
             UsageDaily.day <= last,
             UsageDaily.category.in_(cfg.digests.routine_categories),
         )
-        .group_by(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider, UsageDaily.model)
+        .group_by(UsageDaily.team_id, UsageDaily.category, UsageDaily.provider, UsageDaily.model),
     )
     for team_id, category, provider, model, cost, inp, outp, cr, cw in rows:
         target = prices.cheaper_model(model)
@@ -313,16 +381,10 @@ async def compute(
         r.categories.add(category)
 
     # 5. Sandbox experiments and outcomes, tips.
-    names = {}
-    team_of: dict[int, int] = {}
-    for pid, name, tid in (
-        await s.execute(
-            select(Person.id, Person.name, Person.team_id).where(Person.team_id.in_(team_ids))
-        )
-    ).all():
-        names[pid] = name
-        if tid is not None:
-            team_of[pid] = tid
+    teams = await _teams(s, team_ids)
+    members = await _members(s, team_ids)
+    names = {m.id: m.name for m in members}
+    team_of = {m.id: m.team_id for m in members}
     experiments: dict[int, list[Experiment]] = defaultdict(list)
     outcomes: dict[int, list[tuple[str, str]]] = defaultdict(list)
     week_from = start_of_day(week_start, rt.tz)
@@ -386,8 +448,7 @@ async def compute(
     for tid, event, n in rows:
         tips[tid][event] = int(n)
 
-    budgets = await team_budgets(rt, s, team_ids)
-    teams = {t.id: t for t in (await s.scalars(select(Team).where(Team.id.in_(team_ids)))).all()}
+    budgets = _budgets(rt, teams, members)
     agentic = set(cfg.categories.agentic)
     out: dict[int, TeamDigest] = {}
     for tid in team_ids:
@@ -426,36 +487,20 @@ async def compute(
             tips_finished=tips[tid].get("completed", 0),
         )
     if with_members:
-        await _member_lines(rt, s, out, month, today)
+        await _member_lines(rt, s, out, members, by_person, teams, month)
     return out
 
 
 async def _member_lines(
-    rt: Runtime, s: AsyncSession, digests: dict[int, TeamDigest], month: Month, today: date
+    rt: Runtime,
+    s: AsyncSession,
+    digests: dict[int, TeamDigest],
+    members: list[_Member],
+    by_person: dict[int, tuple[int, int]],  # person -> (spend, agentic spend) this month
+    teams: dict[int, Any],
+    month: Month,
 ) -> None:
     """Per-person month-to-date lines (manager and admin digests only)."""
-    team_ids = list(digests)
-    people = (
-        await s.execute(
-            select(Person.id, Person.name, Person.team_id, Person.cap_micros).where(
-                Person.team_id.in_(team_ids), Person.active
-            )
-        )
-    ).all()
-    spend: dict[int, int] = defaultdict(int)
-    agentic: dict[int, int] = defaultdict(int)
-    rows = await s.execute(
-        select(UsageDaily.person_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
-        .where(
-            UsageDaily.team_id.in_(team_ids), UsageDaily.day >= month.first, UsageDaily.day <= today
-        )
-        .group_by(UsageDaily.person_id, UsageDaily.category)
-    )
-    agentic_cats = set(rt.config.categories.agentic)
-    for pid, category, cost in rows:
-        spend[pid] += int(cost or 0)
-        if category in agentic_cats:
-            agentic[pid] += int(cost or 0)
     open_requests = dict(
         (
             await s.execute(
@@ -465,28 +510,19 @@ async def _member_lines(
             )
         ).all()
     )
-    with_grants = await granted_people(s, month, rt.now(), rt.tz)
-    team_caps = dict(
-        (await s.execute(select(Team.id, Team.cap_micros).where(Team.id.in_(team_ids)))).all()
-    )
+    grants = await grants_by_person(s, month, rt.now(), rt.tz)
     default = to_micros(rt.config.policy.default_cap_usd)
-    for pid, name, tid, cap in people:
-        if tid is None:
+    for m in members:
+        digest = digests.get(m.team_id)
+        if digest is None or not m.active:
             continue
-        team_cap = team_caps.get(tid)
-        base = resolve_cap(cap, team_cap, default)
-        limit = (
-            await month_limit(s, pid, base, month, rt.now(), rt.tz) if pid in with_grants else base
-        )
-        digests[tid].members.append(
-            PersonLine(
-                pid,
-                name,
-                spend.get(pid, 0),
-                limit,
-                agentic.get(pid, 0),
-                int(open_requests.get(pid, 0)),
-            )
+        base = resolve_cap(m.cap, teams[m.team_id].cap_micros, default)
+        limit = base
+        if m.id in grants:
+            limit += await sandbox_allowance(s, m.id, base, grants[m.id], month, rt.tz)
+        spent, agentic = by_person.get(m.id, (0, 0))
+        digest.members.append(
+            PersonLine(m.id, m.name, spent, limit, agentic, int(open_requests.get(m.id, 0)))
         )
     for digest in digests.values():
         digest.members.sort(key=lambda p: -p.spent)
