@@ -51,7 +51,7 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-## make bench: every benchmark at full scale, rewriting BENCHMARKS.md (about 20 minutes)
+## make bench: every benchmark at full scale, rewriting BENCHMARKS.md (20-40 minutes)
 bench: $(DEV_STAMP) postgres
 	$(BIN)/python -m benchmarks
 

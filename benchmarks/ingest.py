@@ -513,7 +513,8 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = F
                 rps >= target, WHY_BELOW_FLOOR if floor_rps < target else WHY_RATE))
             section.verdicts.append(Verdict(
                 f"ingest {kind} {backend} {n:,}", "≥ 50% of the floor",
-                pct_of(rps, floor_rps), rps >= TARGET_FLOOR_SHARE * floor_rps,
+                f"{100 * rps / floor_rps:.1f}%",  # one decimal: 49.9% must not read as 50%
+                rps >= TARGET_FLOOR_SHARE * floor_rps,
                 WHY_SQLITE if backend == "sqlite" else WHY_PG))
             peaks.setdefault((backend, kind), {})[n] = result["peak_rss_kib"]
     for (backend, kind), by_n in peaks.items():

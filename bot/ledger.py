@@ -144,20 +144,6 @@ async def grants_by_person(s: AsyncSession, month: Month, now: datetime,
     return dict(out)
 
 
-async def granted_people(s: AsyncSession, month: Month, now: datetime, tz: str) -> set[int]:
-    """Who has a grant overlapping ``month`` (for batch jobs: only they need the lookup)."""
-    rows = await s.scalars(
-        select(SandboxGrant.person_id).distinct().where(*_in_month(month, now, tz)))
-    return set(rows.all())
-
-
-async def month_limit(s: AsyncSession, person_id: int, cap: int, month: Month, now: datetime,
-                      tz: str) -> int:
-    """The month's limit: the cap plus what sandbox grants add (see sandbox_allowance)."""
-    grants = await month_grants(s, person_id, month, now, tz)
-    return cap + await sandbox_allowance(s, person_id, cap, grants, month, tz)
-
-
 async def sandbox_allowance(s: AsyncSession, person_id: int, cap: int, grants: list[Grant],
                             month: Month, tz: str) -> int:
     """What the grants add to this month's limit.

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.directory import resolve_cap
-from bot.ledger import FORECAST_WINDOW_DAYS, forecast, granted_people, month_limit
+from bot.ledger import FORECAST_WINDOW_DAYS, forecast, grants_by_person, sandbox_allowance
 from bot.money import pct, to_micros
 from bot.nudges import messages
 from bot.nudges.quiet import enqueue_in_working_hours
@@ -75,7 +75,7 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             ).all()
         }
         team_caps = dict((await s.execute(select(Team.id, Team.cap_micros))).all())
-        with_grants = await granted_people(s, month, now, rt.tz)
+        grants = await grants_by_person(s, month, now, rt.tz)
         sent = {
             (r.person_id, r.basis, r.threshold)
             for r in (
@@ -94,11 +94,10 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             continue
         team_cap = team_caps.get(person.team_id) if person.team_id else None
         cap = resolve_cap(person.cap_micros, team_cap, default_cap)
-        if pid in with_grants:
+        limit = cap
+        if pid in grants:
             async with rt.db.reader() as s:
-                limit = await month_limit(s, pid, cap, month, now, rt.tz)
-        else:
-            limit = cap
+                limit += await sandbox_allowance(s, pid, cap, grants[pid], month, rt.tz)
         if limit <= 0:
             continue
         crossed = [t for t in a.thresholds if total * 100 >= t * limit]
