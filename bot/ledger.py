@@ -108,7 +108,7 @@ async def team_cap(s: AsyncSession, team_id: int | None) -> int | None:
 
 
 def _in_month(month: Month, now: datetime, tz: str) -> tuple[Any, ...]:
-    """Grants that have started and overlap ``month`` (ended ones included)."""
+    """WHERE conditions shared by month_grants and grants_by_person."""
     return (
         SandboxGrant.status.in_(("active", "ended")),
         SandboxGrant.starts_at <= now,
