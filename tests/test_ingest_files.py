@@ -16,6 +16,8 @@ from sqlalchemy import func, select, text
 from bot.money import to_micros
 from bot.server import build_app
 from bot.store.tables import SourceState, UsageDaily, UsageRecord
+from bot.usage.identity import IdentityResolver
+from bot.usage.ingest import PG_IN_FLIGHT, ingest_parsed
 from bot.usage.writer import IngestStats, UsageWriter
 from tests.helpers.cli import tokencoach
 from tests.helpers.crafted import record, write
@@ -204,3 +206,43 @@ async def test_two_writers_restating_one_row_keep_the_rollup_exact(rt) -> None: 
     assert b_stats.replaced == 1
     assert await stored_total(rt) == to_micros("5.00")
     assert await rollup_total(rt) == to_micros("5.00")
+
+
+class _CountingWriter(UsageWriter):
+    """The real writer, noting how many batches it had in flight at once."""
+
+    active = peak = calls = 0
+
+    async def write(self, raws, *, attempts: int = 3) -> IngestStats:  # type: ignore[no-untyped-def]
+        self.active += 1
+        self.calls += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            # Hand the next batch over meanwhile; the first batch is slow, so a later
+            # batch not held back would commit before it.
+            await asyncio.sleep(0.3 if self.calls == 1 else 0.01)
+            return await super().write(raws, attempts=attempts)
+        finally:
+            self.active -= 1
+
+
+async def test_batches_in_flight_together_keep_order_and_exact_sums(rt) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL writes two batches at once; SQLite one. Batches share rollup rows, and a
+    record restated in a later batch must end with the later values either way."""
+    people = ["tomas.novak@acme.example", "aisha.bello@acme.example"]
+    rows = [record(rt, people[i % 2], date(2026, 11, 3 + i % 4), cost=f"0.{i:02d}")
+            for i in range(1, 41)]
+    restated = replace(rows[2], cost_micros=to_micros("9.00"))  # in batch 1, again in 2
+    parsed = [(i, r) for i, r in enumerate([*rows[:5], restated, *rows[5:]], 1)]
+    writer = _CountingWriter(rt, await IdentityResolver.current(rt.db))
+
+    stats, errors = await ingest_parsed(rt, parsed, batch_size=4, writer=writer)
+
+    assert not errors and stats.new == 40 and stats.replaced == 1
+    assert writer.peak == (1 if rt.db.is_sqlite else PG_IN_FLIGHT)
+    expected = sum(r.cost_micros or 0 for r in rows) - rows[2].cost_micros + to_micros("9.00")
+    assert await stored_total(rt) == expected == await rollup_total(rt)
+    async with rt.db.reader() as s:
+        stored = await s.scalar(select(UsageRecord.cost_micros)
+                                .where(UsageRecord.record_key == rows[2].key))
+    assert stored == to_micros("9.00")

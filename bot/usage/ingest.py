@@ -1,11 +1,16 @@
 """Ingest parsed records (files, webhook) in batches, each batch its own transaction.
 
-Batches are written one after another (each sees the previous one's rows). Parsing hands
-control back to the event loop every few hundred records, so a server stays responsive
-during a large webhook body. On PostgreSQL the next batch is parsed while the previous one
-is in the database (the server works in its own process meanwhile). Not on SQLite: its
-driver runs in a thread that needs the GIL for every row it binds, and Python parsing
-beside it makes executemany many times slower (a GIL convoy), so there the two take turns.
+Parsing hands control back to the event loop every few hundred records, so a server stays
+responsive during a large webhook body.
+
+On PostgreSQL the next batch is parsed while earlier ones are in the database, and up to
+PG_IN_FLIGHT batches are written at once, each in its own transaction on its own
+connection: the database's work per record (the insert and the rollup upsert) is larger
+than the client's, and two server processes use both cores. A batch that shares a key with
+a batch still in flight waits for it, so a later restatement in the input still wins.
+Not on SQLite: it has one writer, and its driver runs in a thread that needs the GIL for
+every row it binds; Python parsing beside it makes executemany many times slower (a GIL
+convoy), so there parsing and writing take turns.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
@@ -26,6 +32,7 @@ MAX_REPORTED_ERRORS = 1000
 # Records per transaction: larger batches write each touched index page once for more
 # rows (SQLite's commit cost per record halves from 20k to 50k at a million rows).
 BATCH_SIZE = 50_000
+PG_IN_FLIGHT = 2  # batches written at once on PostgreSQL (one per core of the reference VM)
 YIELD_EVERY = 500  # records parsed between two turns of the event loop
 # A batch allocates a few container objects per record; at the default threshold (700)
 # the cyclic collector runs every ~100 records and rescans every batch still in flight,
@@ -62,28 +69,30 @@ async def ingest_parsed(
     total = IngestStats()
     errors: list[RowError] = []
     batch: list[RawUsage] = []
-    writing: asyncio.Task[IngestStats] | None = None
+    # Batches being written, oldest first, with their keys.
+    writing: deque[tuple[asyncio.Task[IngestStats], frozenset[bytes]]] = deque()
+    in_flight = 1 if rt.db.is_sqlite else PG_IN_FLIGHT
 
-    async def settle() -> None:
-        """Wait for the batch in flight and count it."""
-        nonlocal writing
-        if writing is not None:
-            done, writing = writing, None
-            stats = await done
+    async def settle(keep: int = 0) -> None:
+        """Wait for the oldest batches in flight until ``keep`` remain, and count them."""
+        while len(writing) > keep:
+            stats = await writing[0][0]
+            writing.popleft()
             total.add(stats)
             if progress:
                 progress(stats.read)
 
-    overlap = not rt.db.is_sqlite
-
     async def flush() -> None:
-        nonlocal batch, writing
-        await settle()
+        nonlocal batch
         if batch:
-            writing = asyncio.create_task(writer.write(batch))
+            keys = frozenset(r.key for r in batch) if in_flight > 1 else frozenset()
+            if any(not keys.isdisjoint(other) for _, other in writing):
+                await settle()  # the same record twice: the later one must land last
+            await settle(in_flight - 1)
+            writing.append((asyncio.create_task(writer.write(batch)), keys))
             batch = []
-            if not overlap:
-                await settle()
+        if in_flight == 1:
+            await settle()
 
     async def consume() -> None:
         for count, (_line, item) in enumerate(parsed, 1):
@@ -104,10 +113,11 @@ async def ingest_parsed(
         with _bulk_gc():
             await consume()
     finally:
-        if writing is not None:
-            # Parsing failed mid-file: let the batch already handed over finish, as it
-            # would have without the overlap (a cancellation reaches it through gather).
-            await asyncio.gather(writing, return_exceptions=True)
+        if writing:
+            # Parsing or a batch failed: let the batches already handed over finish, as
+            # they would have without the overlap (a cancellation reaches them through
+            # gather).
+            await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
     # Retention refusals are counted in stats.rejected by the writer; say why.
     refused = total.rejected - (len(errors) if len(errors) < MAX_REPORTED_ERRORS else 0)
     if refused > 0 and len(errors) < MAX_REPORTED_ERRORS:
