@@ -246,3 +246,25 @@ async def test_batches_in_flight_together_keep_order_and_exact_sums(rt) -> None:
         stored = await s.scalar(select(UsageRecord.cost_micros)
                                 .where(UsageRecord.record_key == rows[2].key))
     assert stored == to_micros("9.00")
+
+
+async def test_a_batch_of_mostly_new_rows_with_stored_ones_at_the_end(rt) -> None:  # type: ignore[no-untyped-def]
+    """SQLite inserts a batch whose first keys are new before reading anything; rows it
+    skipped (already stored) must still count as unchanged or replaced, exactly."""
+    stored = [record(rt, "tomas.novak@acme.example", date(2026, 11, 3), cost="1.00")
+              for _ in range(3)]
+    await write(rt, stored)
+    fresh = [record(rt, "aisha.bello@acme.example", date(2026, 11, 4), cost=f"0.{i:02d}")
+             for i in range(1, 41)]
+    restated = replace(stored[1], cost_micros=to_micros("4.00"))
+    writer = await UsageWriter.create(rt)
+
+    stats = await writer.write([*fresh, stored[0], restated])
+
+    assert (stats.new, stats.unchanged, stats.replaced) == (40, 1, 1)
+    expected = to_micros("1.00") * 2 + to_micros("4.00") + sum(
+        r.cost_micros or 0 for r in fresh)
+    assert await stored_total(rt) == expected == await rollup_total(rt)
+    again = await writer.write([*fresh, stored[0], restated])
+    assert (again.new, again.unchanged, again.replaced) == (0, 42, 0)
+    assert await stored_total(rt) == expected == await rollup_total(rt)

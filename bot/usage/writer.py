@@ -3,7 +3,9 @@
 For each batch, in one transaction:
 1. attribute, price and categorise each raw record;
 2. read which keys already exist, so each record is new, replaced (a provider restated
-   the bucket) or unchanged (a re-pull) — and so the counts in the summary are true;
+   the bucket) or unchanged (a re-pull) — and so the counts in the summary are true
+   (SQLite inserts a batch none of whose first keys is stored before reading anything:
+   only the rows the insert skipped are read);
 3. insert the new rows (COPY on PostgreSQL, executemany on SQLite), update replaced ones;
 4. add exact deltas to ``usage_daily`` (new - old for replacements).
 
@@ -18,6 +20,7 @@ driver directly with plain tuples, and per-record work is cached where its input
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import sqlite3
@@ -72,7 +75,10 @@ _SQLITE_ROLLUP = (
     f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * (len(ROLLUP_KEY) + len(ROLLUP_SUMS)))}) "
     f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {_ROLLUP_SET}")
+_SQLITE_INSERT_FRESH = _SQLITE_INSERT + " ON CONFLICT (record_key) DO NOTHING"
 _SQLITE_MAX_ID = "SELECT COALESCE(MAX(id), 0) FROM usage_records"
+_SQLITE_KEYS_SINCE = "SELECT record_key FROM usage_records WHERE id > ?"
+_PROBE_KEYS = 32  # keys of a batch looked up to tell a first ingest from a re-ingest
 # The same sums as _rollup_deltas, over the rows just inserted (id > the largest before).
 _NOTOOL = ", ".join(f"SUM(CASE WHEN tool_calls = 0 THEN {c} ELSE 0 END)" for c in (
     "cost_micros", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
@@ -287,6 +293,10 @@ class UsageWriter:
         if not rows:
             return
         driver, is_pg = await _driver(s)
+        if not is_pg:
+            rows = await _insert_fresh(driver, rows, stats)
+            if not rows:
+                return
         existing = await _existing(driver, is_pg, list(rows))
         new: list[tuple[Any, ...]] = []
         replaced: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []
@@ -374,6 +384,38 @@ async def _existing(driver: Any, is_pg: bool, keys: list[bytes]
             values[2] = date.fromisoformat(day) if isinstance(day, str) else day
             out[bytes(key)] = (rid, *values)
     return out
+
+
+async def _insert_fresh(driver: Any, rows: dict[bytes, tuple[Any, ...]], stats: IngestStats
+                        ) -> dict[bytes, tuple[Any, ...]]:
+    """SQLite, first ingest of a batch (the bulk of any backfill): insert every row whose
+    key is not stored yet and roll them up, without first looking up each key — the insert
+    checks the unique key anyway. Returns the rows that were already stored, for the
+    general path to compare. A batch whose first keys are stored (a re-ingest) goes to the
+    general path whole, where looking up is cheaper than trying to insert."""
+    probe = list(itertools.islice(rows, _PROBE_KEYS))
+    sql = (f"SELECT 1 FROM usage_records WHERE record_key IN "  # noqa: S608
+           f"({', '.join('?' * len(probe))}) LIMIT 1")
+    async with driver.execute(sql, probe) as cursor:
+        if await cursor.fetchone() is not None:
+            return rows
+    # This transaction holds the write lock, so the rows it inserts are exactly those
+    # above the largest id before the insert; SQLite sums them into the rollup itself.
+    async with driver.execute(_SQLITE_MAX_ID) as cursor:
+        (before,) = await cursor.fetchone()
+    try:
+        cursor = await driver.executemany(_SQLITE_INSERT_FRESH,
+                                          _sqlite_rows(list(rows.values())))
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError(_SQLITE_INSERT_FRESH, None, exc) from exc
+    inserted = cursor.rowcount
+    await driver.execute(_SQLITE_ROLLUP_NEW, (before,))
+    stats.new += inserted
+    if inserted == len(rows):
+        return {}
+    async with driver.execute(_SQLITE_KEYS_SINCE, (before,)) as cursor:
+        fresh = {bytes(key) for (key,) in await cursor.fetchall()}
+    return {key: row for key, row in rows.items() if key not in fresh}
 
 
 async def _locked(driver: Any, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
