@@ -203,13 +203,12 @@ async def _verify(url: str, expected: int) -> dict[str, Any]:
 
 async def _file_child(url: str, path: Path, n: int) -> dict[str, Any]:
     from benchmarks.stores import runtime
-    from bot.usage.ingest import ingest_parsed
-    from bot.usage.sources.files import parse_path
+    from bot.usage.ingest import ingest_file
 
     rt = runtime(url)
     rss_before = proc_status(_pid(), "VmRSS")
     started = time.perf_counter()
-    stats, errors = await ingest_parsed(rt, parse_path(path))
+    stats, errors = await ingest_file(rt, path)
     seconds = time.perf_counter() - started
     peak = proc_status(_pid(), "VmHWM")
     await rt.close()
@@ -263,7 +262,7 @@ def _floor_batches(n: int, people: int, writer: Any) -> Iterator[list[tuple[Any,
         if second != last:
             last = second
             at = datetime.fromtimestamp(second, UTC)
-            day = writer._day(at)
+            day = writer.preparer._day(at)
         key = hashlib.blake2b(str(i).encode(), digest_size=16).digest()
         batch.append((key, sources[j], at, day, *tails[j], ANCHOR))
         if len(batch) >= BATCH:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select, text
 
 from bot.money import to_micros
@@ -268,3 +269,74 @@ async def test_a_batch_of_mostly_new_rows_with_stored_ones_at_the_end(rt) -> Non
     again = await writer.write([*fresh, stored[0], restated])
     assert (again.new, again.unchanged, again.replaced) == (0, 42, 0)
     assert await stored_total(rt) == expected == await rollup_total(rt)
+
+
+def _big_csv(path: Path, n: int) -> int:
+    """n good rows (each with its cost) and two bad ones at lines 5 and n + 3."""
+    lines = [CSV_HEADER]
+    total = 0
+    for i in range(n):
+        cost = f"0.{i % 97 + 1:06d}"
+        total += to_micros(cost)
+        lines.append(f"2026-11-0{3 + i % 5}T{i % 24:02d}:00:00Z,"
+                     f"{'tomas.novak' if i % 3 else 'aisha.bello'}@acme.example,gpt-4o,"
+                     f"{100 + i},{10 + i},{cost},,w{i}\n")
+        if i == 2:
+            lines.append("2026-11-03T10:00:00Z,tomas.novak@acme.example,,1,1,0.1,,bad1\n")
+    lines.append("2026-11-03T10:00:00Z,tomas.novak@acme.example,gpt-4o,x,1,0.1,,bad2\n")
+    path.write_text("".join(lines))
+    return total
+
+
+async def test_a_large_file_is_prepared_in_a_worker_process(rt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The worker path (used for large files on SQLite) stores exactly what the file says,
+    reports bad rows by line, and a second ingest changes nothing. Forced here for small
+    files, several batches, and PostgreSQL too."""
+    from bot.usage import file_worker
+    from bot.usage import ingest as ingest_module
+
+    started: list[Path] = []
+
+    class Spy(file_worker.FileWorker):
+        def start(self) -> None:
+            started.append(path)
+            super().start()
+
+    monkeypatch.setattr(file_worker, "worthwhile", lambda _path, _sqlite: True)
+    monkeypatch.setattr(file_worker, "FileWorker", Spy)
+    monkeypatch.setattr(ingest_module, "BATCH_SIZE", 7)
+    path = tmp_path / "big.csv"
+    expected = _big_csv(path, 40)
+
+    stats, errors = await ingest_module.ingest_file(rt, path)
+
+    assert started == [path]
+    assert (stats.read, stats.new, stats.rejected) == (40, 40, 2)
+    assert [(e.line, "model is required" in e.message or "input_tokens" in e.message)
+            for e in errors] == [(5, True), (43, True)]
+    assert await stored_total(rt) == expected == await rollup_total(rt)
+    again, _ = await ingest_module.ingest_file(rt, path)
+    assert (again.new, again.unchanged, again.replaced) == (0, 40, 0)
+    assert await stored_total(rt) == expected == await rollup_total(rt)
+
+
+async def test_a_worker_failure_is_raised_and_writes_nothing(rt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.usage import file_worker
+    from bot.usage.ingest import ingest_file
+
+    monkeypatch.setattr(file_worker, "worthwhile", lambda _path, _sqlite: True)
+    path = tmp_path / "usage.txt"
+    path.write_text(CSV_HEADER + "".join(GOOD_CSV))
+    with pytest.raises(ValueError, match="unsupported file type"):
+        await ingest_file(rt, path)
+    assert await stored_total(rt) == 0
+
+
+async def test_a_file_that_is_not_utf8_is_refused_before_anything_is_stored(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((CSV_HEADER + GOOD_CSV[0]).encode()
+                     + "2026-11-03T10:00:00Z,jos\u00e9@acme.example,gpt-4o,1,1,0.1,,r9\n"
+                     .encode("latin-1"))
+    code, _, err = await asyncio.to_thread(ingest, path, rt.env.database_url)
+    assert code == 2 and "line 3 is not UTF-8 text" in err and "Traceback" not in err
+    assert await stored_total(rt) == 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -15,6 +16,7 @@ from bot.config.env import Env
 from bot.directory import person_by_email, sync_directory
 from bot.money import fmt_usd
 from bot.runtime import Runtime
+from bot.usage.sources.files import utf8_problem
 from bot.usage.writer import IngestStats
 
 
@@ -136,6 +138,10 @@ def ingest(ctx: click.Context, source: str, since: str | None, until: str | None
                 f"[bold red]Unsupported file type[/] {path.suffix!r}: use .csv, .jsonl or .json"
             )
             sys.exit(2)
+        problem = utf8_problem(path)
+        if problem:
+            err_console.print(f"[bold red]Not ingested:[/] {escape(path.name)}: {problem}")
+            sys.exit(2)
     size = path.stat().st_size if path.is_file() else 0
     rt = runtime(ctx)
 
@@ -153,14 +159,11 @@ def ingest(ctx: click.Context, source: str, since: str | None, until: str | None
 
 
 async def _ingest_file(rt: Runtime, path: Path, size: int) -> int:
-    from bot.usage.ingest import ingest_parsed
-    from bot.usage.sources.files import parse_path
+    from bot.usage.ingest import ingest_file
 
     with _progress() as progress:
         task = progress.add_task(f"ingesting {path.name}", total=None)
-        stats, errors = await ingest_parsed(
-            rt, parse_path(path), progress=lambda n: progress.advance(task, n)
-        )
+        stats, errors = await ingest_file(rt, path, progress=lambda n: progress.advance(task, n))
         progress.update(task, total=progress.tasks[0].completed)
     console.print(_summary(stats, f"{path.name} ({size:,} bytes)"))
     for error in errors[:20]:

@@ -21,10 +21,12 @@ import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 from bot.runtime import Runtime
+from bot.usage import file_worker
 from bot.usage.record import RawUsage
-from bot.usage.sources.files import SOURCE, Parsed, RowError
+from bot.usage.sources.files import SOURCE, Parsed, RowError, parse_path
 from bot.usage.state import record_success
 from bot.usage.writer import IngestStats, UsageWriter
 
@@ -118,6 +120,39 @@ async def ingest_parsed(
             # they would have without the overlap (a cancellation reaches them through
             # gather).
             await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
+    return await _finish(rt, total, errors)
+
+
+async def ingest_file(rt: Runtime, path: Path, *, progress: Callable[[int], None] | None = None
+                      ) -> tuple[IngestStats, list[RowError]]:
+    """What `tokencoach ingest PATH` runs. A large file on SQLite is read, parsed and
+    prepared in a worker process while this one writes (bot.usage.file_worker); any other
+    file is parsed here, beside the writes (PostgreSQL) or taking turns with them."""
+    writer = await UsageWriter.create(rt)
+    if not file_worker.worthwhile(path, rt.db.is_sqlite):
+        return await ingest_parsed(rt, parse_path(path), progress=progress, writer=writer)
+    worker = file_worker.FileWorker(path, writer.preparer.setup, batch_size=BATCH_SIZE,
+                                    now=rt.now(), max_errors=MAX_REPORTED_ERRORS)
+    total = IngestStats()
+    errors: list[RowError] = []
+    worker.start()
+    try:
+        with _bulk_gc():
+            # Each batch is taken from the queue only once the previous one is written:
+            # unpickling it beside SQLite's thread would contend for the GIL like parsing.
+            while (batch := await asyncio.to_thread(worker.next_batch)) is not None:
+                stats = await writer.write_prepared(batch.rows, batch.stats)
+                total.add(stats)
+                errors += batch.errors[: MAX_REPORTED_ERRORS - len(errors)]
+                if progress:
+                    progress(stats.read)
+    finally:
+        await asyncio.to_thread(worker.stop)
+    return await _finish(rt, total, errors)
+
+
+async def _finish(rt: Runtime, total: IngestStats, errors: list[RowError]
+                  ) -> tuple[IngestStats, list[RowError]]:
     # Retention refusals are counted in stats.rejected by the writer; say why.
     refused = total.rejected - (len(errors) if len(errors) < MAX_REPORTED_ERRORS else 0)
     if refused > 0 and len(errors) < MAX_REPORTED_ERRORS:

@@ -25,9 +25,9 @@ import logging
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
-from bot.config.models import PricingConfig
+from bot.config.models import CategoriesConfig, PricingConfig
 from bot.runtime import Runtime
 from bot.store.tables import UsageRecord
 from bot.timeutil import local_day
@@ -175,27 +175,31 @@ def _price_table(config: PricingConfig) -> PriceTable:
     return hit[1]
 
 
-class UsageWriter:
-    """Turns RawUsage into stored rows. Build one per ingest run (it caches lookups)."""
+class PrepareSetup(NamedTuple):
+    """What preparing records needs: plain, picklable values (a worker process gets these)."""
 
-    def __init__(self, rt: Runtime, resolver: IdentityResolver):
-        self.rt = rt
-        self.resolver = resolver
-        self.prices = _price_table(rt.config.pricing)
-        self.classifier = Classifier(rt.config.categories)
-        self._tz = ZoneInfo(rt.tz)
+    pricing: PricingConfig
+    categories: CategoriesConfig
+    tz: str
+    resolver: IdentityResolver
+    horizon: date  # records before this day are refused (retention)
+
+
+class Preparer:
+    """Attributes, prices and categorises RawUsage into rows; no database. Build one per
+    ingest run (it caches lookups)."""
+
+    def __init__(self, setup: PrepareSetup):
+        self.setup = setup
+        self.resolver = setup.resolver
+        self.prices = _price_table(setup.pricing)
+        self.classifier = Classifier(setup.categories)
+        self.horizon = setup.horizon
+        self._tz = ZoneInfo(setup.tz)
         self._days: dict[int, date] = {}
         # The resolver's answer depends only on these fields and maps loaded once.
         self._owners: dict[tuple[Any, ...], tuple[int | None, int | None, str | None]] = {}
         self._rates: dict[int, _Rates] = {}  # by id() of a Price the table keeps alive
-        self.horizon = date.min  # records before this day are refused (retention)
-
-    @classmethod
-    async def create(cls, rt: Runtime) -> UsageWriter:
-        writer = cls(rt, await IdentityResolver.current(rt.db))
-        writer.horizon = local_day(rt.now(), rt.tz) - timedelta(
-            days=rt.config.retention.raw_usage_days)
-        return writer
 
     def _day(self, at: datetime) -> date:
         slot = int(at.timestamp()) // 900  # zone offsets are multiples of 15 minutes
@@ -268,11 +272,33 @@ class UsageWriter:
         stats.newest = newest
         return rows
 
+
+class UsageWriter:
+    """Stores prepared rows. Build one per ingest run (its Preparer caches lookups)."""
+
+    def __init__(self, rt: Runtime, resolver: IdentityResolver, horizon: date = date.min):
+        self.rt = rt
+        self.preparer = Preparer(PrepareSetup(rt.config.pricing, rt.config.categories, rt.tz,
+                                              resolver, horizon))
+        self.prepare = self.preparer.prepare
+
+    @classmethod
+    async def create(cls, rt: Runtime) -> UsageWriter:
+        horizon = local_day(rt.now(), rt.tz) - timedelta(days=rt.config.retention.raw_usage_days)
+        return cls(rt, await IdentityResolver.current(rt.db), horizon)
+
     async def write(self, raws: Sequence[RawUsage], *, attempts: int = 3) -> IngestStats:
-        """Write one batch in its own transaction (retried if another writer raced us)."""
+        """Prepare and write one batch in its own transaction."""
+        prepared = IngestStats()
+        rows = self.prepare(raws, prepared, self.rt.now())
+        return await self.write_prepared(rows, prepared, attempts=attempts)
+
+    async def write_prepared(self, rows: dict[bytes, tuple[Any, ...]], prepared: IngestStats,
+                             *, attempts: int = 3) -> IngestStats:
+        """Write prepared rows in one transaction (retried if another writer raced us);
+        ``prepared`` holds what preparing them counted."""
         for attempt in range(attempts):
-            stats = IngestStats()
-            rows = self.prepare(raws, stats, self.rt.now())
+            stats = replace(prepared, unpriced_models=set(prepared.unpriced_models))
             try:
                 async with self.rt.db.session() as s:
                     await self.write_rows(s, rows, stats)
@@ -281,9 +307,9 @@ class UsageWriter:
                     raise
                 log.info("ingest batch raced another writer; retrying")
                 continue
+            source = next(iter(rows.values()))[_SOURCE] if rows else "-"
             for name in ("new", "replaced", "unchanged"):
-                metrics.INGESTED.labels(raws[0].source if raws else "-", name).inc(
-                    getattr(stats, name))
+                metrics.INGESTED.labels(source, name).inc(getattr(stats, name))
             return stats
         raise AssertionError("unreachable")
 

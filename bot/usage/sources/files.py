@@ -10,6 +10,7 @@ not listed (a stray prompt or completion, say) are ignored: nothing else is stor
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -416,6 +417,26 @@ def parse_json_body(body: bytes) -> Iterator[Parsed]:
             yield _from_obj(index, obj, fast)
         return
     yield from parse_jsonl(io.StringIO(text))
+
+
+def utf8_problem(path: Path, chunk: int = 1 << 20) -> str | None:
+    """Why ``path`` is not UTF-8 text (with the line), or None. Checked before anything is
+    written: a bad byte found mid-way would leave the batches before it stored."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                line = lines + block.count(b"\n", 0, exc.start)
+                return f"line {line} is not UTF-8 text: save the file as UTF-8"
+            lines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return f"line {lines} ends in the middle of a UTF-8 character"
+    return None
 
 
 def parse_path(path: Path) -> Iterator[Parsed]:
