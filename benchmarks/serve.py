@@ -2,6 +2,7 @@
 
     python -m benchmarks.serve app  --db URL --port P [--slack] [--ingest-token T]
     python -m benchmarks.serve bare --port P
+    python -m benchmarks.serve bolt --port P
 
 ``app`` is the real aiohttp application (bot.server.build_app: middleware, Bolt with
 signature verification, the webhook) with the clock stopped at the benchmarks' ANCHOR and
@@ -12,6 +13,11 @@ makes no users.info calls.
 
 ``bare`` is the floor: a plain aiohttp endpoint that reads the body and answers a fixed
 JSON of about the size of a /tokens card.
+
+``bolt`` is slack_bolt alone: an AsyncApp configured as the bot's (signature verification,
+process_before_response, the same aiohttp adapter) whose only listener acks /tokens with
+that fixed JSON: no database, no middleware of ours. It shows what the library the issue
+prescribes costs per request before the bot does anything.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -68,6 +75,28 @@ def bare_app() -> web.Application:
     return app
 
 
+def bolt_app(slack_api: str) -> web.Application:
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=slack_api),
+                    signing_secret=SIGNING_SECRET, process_before_response=True,
+                    raise_error_for_unhandled_request=False)
+
+    @bolt.command("/tokens")
+    async def tokens(ack: Any) -> None:
+        await ack(**BARE_REPLY)
+
+    async def events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+    app = web.Application()
+    app.router.add_post("/slack/events", events)
+    app.router.add_get("/healthz", lambda _r: _ok())
+    return app
+
+
 async def _ok() -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -108,26 +137,37 @@ async def _serve_app(args: argparse.Namespace) -> None:
             await r.cleanup()
 
 
-async def _serve_bare(args: argparse.Namespace) -> None:
-    runner = web.AppRunner(bare_app(), access_log=None)
+async def _serve_plain(args: argparse.Namespace) -> None:
+    runners: list[web.AppRunner] = []
+    if args.kind == "bolt":  # Bolt calls auth.test once (cached), as in the bot
+        fake = web.AppRunner(fake_slack_app(), access_log=None)
+        await fake.setup()
+        await web.TCPSite(fake, "127.0.0.1", 0).start()
+        runners.append(fake)
+        app = bolt_app(f"http://127.0.0.1:{fake.addresses[0][1]}/api/")
+    else:
+        app = bare_app()
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
+    runners.append(runner)
     try:
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        for r in reversed(runners):
+            await r.cleanup()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve")
-    parser.add_argument("kind", choices=["app", "bare"])
+    parser.add_argument("kind", choices=["app", "bare", "bolt"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db")
     parser.add_argument("--slack", action="store_true")
     parser.add_argument("--ingest-token")
     args = parser.parse_args()
     try:
-        asyncio.run(_serve_app(args) if args.kind == "app" else _serve_bare(args))
+        asyncio.run(_serve_app(args) if args.kind == "app" else _serve_plain(args))
     except KeyboardInterrupt:
         pass
 

@@ -12,7 +12,10 @@ counts as an error.
 
 The floor is a bare aiohttp endpoint (benchmarks.serve bare) in its own child process that
 reads the body and answers a canned JSON of a card's size, loaded by the same client at
-the same concurrency levels in the same run.
+the same concurrency levels in the same run. Beside it, for reference, slack_bolt alone
+(benchmarks.serve bolt): the same signed requests through an AsyncApp whose listener acks
+that canned JSON, with no database and none of the bot's code: what the prescribed
+library costs before /tokens does anything.
 
 "The concurrency that saturates one core": the server is one asyncio process, so the
 lowest level whose throughput is within 5% of the best level's (beyond it requests only
@@ -60,7 +63,9 @@ TARGET_FLOOR_SHARE = 0.25
 USERS = 10_000  # distinct askers per level: far under the per-person rate limit
 WHY_THROUGHPUT = ("a card costs milliseconds of Python (Bolt's dispatch, two SQLAlchemy "
                   "sessions and eight ORM queries) against tens of microseconds for a bare "
-                  "answer; see the notes")
+                  "answer; slack_bolt alone, answering a constant card with no database, "
+                  "is shown beside it: its share of the floor bounds what /tokens through "
+                  "Bolt can reach; see the notes")
 NOTES = """\
 Where a /tokens request's time goes (py-spy on the server under load): the ledger's five
 queries, the person lookup and the tip's query run through the SQLAlchemy ORM in two
@@ -72,6 +77,12 @@ freshness, team caps) for a few seconds, folding the first-usage-day query into 
 one, and a Core select for the person instead of an ORM entity; beyond that, Bolt's own
 dispatch is a floor of its own. Each replica uses one core, so throughput scales with
 replicas.
+
+The "slack_bolt alone" rows are the library the issue prescribes, configured as the bot
+configures it (signature verification, process_before_response, the aiohttp adapter), with
+one listener that acks a constant card: no database, none of the bot's code. Whatever its
+share of the bare floor is in a run, /tokens through Bolt cannot exceed it, before it reads
+a single figure from the ledger.
 
 The bare floor is limited by the client, not by the bare server: at its higher levels the
 load generator uses a whole core while the bare server stays near half of one, so the
@@ -114,6 +125,10 @@ def card_ok(status: int, body: bytes) -> bool:
 
 def bare_ok(status: int, body: bytes) -> bool:
     return status == 200
+
+
+def bolt_ok(status: int, body: bytes) -> bool:
+    return status == 200 and b'"ephemeral"' in body
 
 
 async def _people(url: str) -> list[int]:
@@ -177,8 +192,16 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS) -> Section:
         f"{duration:g} s per level; the bare floor at the same concurrency",
         ["server", "concurrency", "req/s", "floor req/s", "% of floor", "p50 ms", "p99 ms",
          "server CPU", "client CPU", "errors"])
+    log("/tokens: slack_bolt alone, a constant card")
+    with server("bolt", log_name="tokens-bolt") as (base, pid):
+        bolt = _levels(base, pid, partial(command_requests, list(range(1, USERS + 1)),
+                                          "http://127.0.0.1:9"), bolt_ok, levels, duration,
+                       "bolt")
+    bolt_peak = max(bolt, key=lambda lv: lv.rps)
     for lv in bare:
         table.rows.append(_row("bare aiohttp (floor)", lv, None))
+    for lv in bolt:
+        table.rows.append(_row("slack_bolt alone", lv, bare_by_c.get(lv.concurrency)))
     rng = random.Random(5)
     for backend in backends:
         target = stores[backend]
@@ -201,7 +224,9 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS) -> Section:
             f"(server CPU {sat.server_cpu:.0%})", sat.p99 <= TARGET_P99))
         section.verdicts.append(Verdict(
             f"/tokens {backend}", "throughput ≥ 25% of the bare floor",
-            f"{peak.rps:,.0f} vs {bare_peak.rps:,.0f} req/s = {pct_of(peak.rps, bare_peak.rps)}",
+            f"{peak.rps:,.0f} vs {bare_peak.rps:,.0f} req/s = {pct_of(peak.rps, bare_peak.rps)}"
+            f" (slack_bolt alone: {bolt_peak.rps:,.0f} req/s = "
+            f"{pct_of(bolt_peak.rps, bare_peak.rps)})",
             peak.rps >= TARGET_FLOOR_SHARE * bare_peak.rps, WHY_THROUGHPUT))
         table.notes.append(f"{backend}: a card is {len(sample):,} bytes of JSON; the bare "
                            f"answer is {len(json.dumps(_bare_reply())):,} bytes.")
