@@ -1,7 +1,8 @@
 """Weekly digests for every team, without delivery: the job path and the batch path.
 
-On the cached usage store (2,000 teams / 50k people / 60 days; --quick: 80 teams), with
-the clock stopped at ANCHOR, in a child process per backend:
+On the cached usage store (2,000 teams / 50k people / 60 days; --quick: 80 teams), read
+into the OS page cache first (benchmarks.stores.warm), with the clock stopped at ANCHOR,
+in a child process per backend:
 
 * **job path**: the occurrences the scheduler finds due (jobs.digests.due), and for each
   team jobs.digests.build (the team's figures, the chart's spec, the channel digest and
@@ -43,7 +44,7 @@ from benchmarks.common import (
     sqlite_path,
     sqlite_url,
 )
-from benchmarks.stores import usage_store
+from benchmarks.stores import usage_store, warm
 from benchmarks.tokens import FULL, QUICK
 
 TARGET_SECONDS = 10.0
@@ -222,7 +223,8 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS) -> Section:
     for backend in backends:
         target = usage_store(backend, scale)
         url = sqlite_url(Path(target)) if backend == "sqlite" else pg_url(target)
-        log(f"digests on {backend}")
+        log(f"digests on {backend}: store read into the page cache in "
+            f"{warm(backend, target):.0f} s")
         r = run_child("digest", "child", "--db", url)
         log(f"  job {r['job_seconds']:.1f} s, batch {r['batch_seconds']:.1f} s, floor "
             f"{r['floor_seconds']:.2f} s, chart {fmt_ms(r['chart_p50'])} ms")

@@ -486,6 +486,36 @@ def usage_store(backend: str, scale: Scale) -> str:
                    raw_target=True)
 
 
+def warm(backend: str, target: str) -> float:
+    """Read a usage store into the OS page cache before timing anything on it, as a serving
+    database holds its working set (a run right after the 10M-record ingest otherwise
+    finds the store evicted and measures the disk). Returns the seconds it took."""
+    import time as clock
+
+    started = clock.perf_counter()
+    if backend == "sqlite":
+        with open(target, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
+    else:
+        asyncio.run(_pg_warm(target))
+    return clock.perf_counter() - started
+
+
+async def _pg_warm(name: str) -> None:
+    con = await asyncpg.connect(pg_dsn(name))
+    try:
+        await con.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        relations = await con.fetch(
+            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')")
+        for (relation,) in relations:
+            # 'read': into the OS cache, which holds it all (shared_buffers is 128 MB).
+            await con.execute("SELECT pg_prewarm($1::regclass, 'read')", relation)
+    finally:
+        await con.close()
+
+
 def _cached(backend: str, scale: Scale, build: Any, *, raw_target: bool = False) -> str:
     """Reuse the store if its marker matches this code's version and schema, else build it."""
     marker = (f"v{STORE_VERSION}:{alembic_head()}:{scale.people}:{scale.days}:"

@@ -2,9 +2,10 @@
 
 The server is the real application (benchmarks.serve app: bot.server.build_app with Bolt,
 signature verification on, the clock stopped at ANCHOR, no scheduler) in a child process,
-on the cached usage store (benchmarks.stores). Slack's Web API is a minimal fake in the
-same child; people's Slack ids are stored, so a request makes no Web API call (Bolt's
-auth.test is made once and cached). This process is the load generator
+on the cached usage store (benchmarks.stores), read into the OS page cache first
+(benchmarks.stores.warm: a serving database holds its working set). Slack's Web API is
+a minimal fake in the same child; people's Slack ids are stored, so a request makes no
+Web API call (Bolt's auth.test is made once and cached). This process is the load generator
 (benchmarks.load): each request is a /tokens slash command from a different person of
 the store, form-encoded and signed exactly as Slack signs it (v0:timestamp:body,
 HMAC-SHA256), answered with the ephemeral balance card; an answer without the card
@@ -51,7 +52,7 @@ from benchmarks.common import (
 )
 from benchmarks.load import Level, Request, run_level
 from benchmarks.serve import SIGNING_SECRET
-from benchmarks.stores import Scale, slack_user_id, usage_store
+from benchmarks.stores import Scale, slack_user_id, usage_store, warm
 
 FULL = Scale("usage50k", people=50_000, days=60, records=20_000_000)
 QUICK = Scale("usage2k", people=2_000, days=60, records=800_000)
@@ -208,7 +209,8 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS) -> Section:
         url = sqlite_url(Path(target)) if backend == "sqlite" else pg_url(target)
         people = asyncio.run(_people(url))
         askers = rng.sample(people, min(USERS, len(people)))
-        log(f"/tokens on {backend}")
+        log(f"/tokens on {backend}: store read into the page cache in "
+            f"{warm(backend, target):.0f} s")
         with server("app", "--db", url, "--slack", log_name=f"tokens-{backend}") as (base, pid):
             fake = "http://127.0.0.1:9"  # response_url is never called for a slash command
             results = _levels(base, pid, partial(command_requests, askers, fake), card_ok,

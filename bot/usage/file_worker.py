@@ -28,7 +28,7 @@ from bot.usage.writer import IngestStats, Preparer, PrepareSetup
 _SPAWN = multiprocessing.get_context("spawn")
 # Below this size starting a worker (about a second of imports) costs more than it saves.
 MIN_BYTES = 16 * 1024 * 1024
-QUEUE_DEPTH = 2  # prepared batches waiting: the worker stays ahead, memory stays flat
+QUEUE_DEPTH = 1  # prepared batches waiting: the worker stays a batch ahead, memory stays flat
 _POLL_SECONDS = 1.0
 
 
