@@ -97,6 +97,15 @@ def bolt_app(slack_api: str) -> web.Application:
     return app
 
 
+async def _start_fake_slack(runners: list[web.AppRunner]) -> str:
+    """The fake Web API on a free port of this process; returns its base URL."""
+    fake = web.AppRunner(fake_slack_app(), access_log=None)
+    await fake.setup()
+    await web.TCPSite(fake, "127.0.0.1", 0).start()
+    runners.append(fake)
+    return f"http://127.0.0.1:{fake.addresses[0][1]}/api/"
+
+
 async def _ok() -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -111,13 +120,8 @@ async def _serve_app(args: argparse.Namespace) -> None:
     environ = {"DATABASE_URL": args.db}
     runners: list[web.AppRunner] = []
     if args.slack:
-        fake = web.AppRunner(fake_slack_app(), access_log=None)
-        await fake.setup()
-        await web.TCPSite(fake, "127.0.0.1", 0).start()
-        runners.append(fake)
-        slack_port = fake.addresses[0][1]
         environ.update(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-                       SLACK_API_URL=f"http://127.0.0.1:{slack_port}/api/")
+                       SLACK_API_URL=await _start_fake_slack(runners))
     if args.ingest_token:
         environ["TOKENCOACH_INGEST_TOKEN"] = args.ingest_token
     env = Env.from_environ(environ)
@@ -140,11 +144,7 @@ async def _serve_app(args: argparse.Namespace) -> None:
 async def _serve_plain(args: argparse.Namespace) -> None:
     runners: list[web.AppRunner] = []
     if args.kind == "bolt":  # Bolt calls auth.test once (cached), as in the bot
-        fake = web.AppRunner(fake_slack_app(), access_log=None)
-        await fake.setup()
-        await web.TCPSite(fake, "127.0.0.1", 0).start()
-        runners.append(fake)
-        app = bolt_app(f"http://127.0.0.1:{fake.addresses[0][1]}/api/")
+        app = bolt_app(await _start_fake_slack(runners))
     else:
         app = bare_app()
     runner = web.AppRunner(app, access_log=None)

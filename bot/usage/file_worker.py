@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queues
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -82,7 +81,8 @@ def _work(path: str, setup: PrepareSetup, batch_size: int, now: datetime, max_er
 
 
 class FileWorker:
-    """One worker process for one file; iterate ``batches()`` from a thread."""
+    """One worker process for one file; take its batches with ``next_batch`` (from a
+    thread: it blocks)."""
 
     def __init__(self, path: Path, setup: PrepareSetup, *, batch_size: int, now: datetime,
                  max_errors: int):
@@ -107,10 +107,6 @@ class FileWorker:
             if isinstance(item, _Failed):
                 raise item.error
             return item if isinstance(item, PreparedBatch) else None
-
-    def batches(self) -> Iterator[PreparedBatch]:
-        while (batch := self.next_batch()) is not None:
-            yield batch
 
     def stop(self) -> None:
         """End the worker whether or not it finished (an error here, Ctrl-C)."""

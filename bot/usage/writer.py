@@ -351,16 +351,10 @@ class UsageWriter:
         stats.new += len(new)
         stats.replaced += len(replaced)
         if new and not is_pg:
-            # SQLite: this transaction holds the write lock, so the rows it inserts are
-            # exactly those above the largest id before the insert; SQLite sums them
-            # into the rollup itself (no per-row deltas bound from Python).
-            async with driver.execute(_SQLITE_MAX_ID) as cursor:
-                (before,) = await cursor.fetchone()
-            await _insert_rows(driver, is_pg, new)
-            await driver.execute(_SQLITE_ROLLUP_NEW, (before,))
-            new = []
+            await _sqlite_insert(driver, new)
+            new = []  # already in the rollup
         elif new:
-            await _insert_rows(driver, is_pg, new)
+            await _copy_records(driver, new)
         if replaced:  # restatements are rare: the ORM statement is fine here
             await s.execute(
                 update(_RECORDS)
@@ -425,17 +419,7 @@ async def _insert_fresh(driver: Any, rows: dict[bytes, tuple[Any, ...]], stats: 
     async with driver.execute(sql, probe) as cursor:
         if await cursor.fetchone() is not None:
             return rows
-    # This transaction holds the write lock, so the rows it inserts are exactly those
-    # above the largest id before the insert; SQLite sums them into the rollup itself.
-    async with driver.execute(_SQLITE_MAX_ID) as cursor:
-        (before,) = await cursor.fetchone()
-    try:
-        cursor = await driver.executemany(_SQLITE_INSERT_FRESH,
-                                          _sqlite_rows(list(rows.values())))
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError(_SQLITE_INSERT_FRESH, None, exc) from exc
-    inserted = cursor.rowcount
-    await driver.execute(_SQLITE_ROLLUP_NEW, (before,))
+    before, inserted = await _sqlite_insert(driver, list(rows.values()), skip_stored=True)
     stats.new += inserted
     if inserted == len(rows):
         return {}
@@ -483,18 +467,29 @@ def _sqlite_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
-async def _insert_rows(driver: Any, is_pg: bool, rows: list[tuple[Any, ...]]) -> None:
-    if is_pg:
-        # COPY is the fastest path into PostgreSQL; it runs in the session's transaction.
-        try:
-            await driver.copy_records_to_table("usage_records", records=rows, columns=COLUMNS)
-        except asyncpg.UniqueViolationError as exc:
-            raise IntegrityError("COPY usage_records", None, exc) from exc
-        return
+async def _copy_records(driver: Any, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY is the fastest path in; it runs in the session's transaction."""
     try:
-        await driver.executemany(_SQLITE_INSERT, _sqlite_rows(rows))
+        await driver.copy_records_to_table("usage_records", records=rows, columns=COLUMNS)
+    except asyncpg.UniqueViolationError as exc:
+        raise IntegrityError("COPY usage_records", None, exc) from exc
+
+
+async def _sqlite_insert(driver: Any, rows: list[tuple[Any, ...]], *,
+                         skip_stored: bool = False) -> tuple[int, int]:
+    """SQLite: insert rows (``skip_stored``: leaving out keys already stored) and add them
+    to the rollup. This transaction holds the write lock, so the rows it inserts are exactly
+    those above the largest id before the insert, and SQLite sums them into the rollup
+    itself (no per-row deltas bound from Python). Returns (that id, rows inserted)."""
+    async with driver.execute(_SQLITE_MAX_ID) as cursor:
+        (before,) = await cursor.fetchone()
+    sql = _SQLITE_INSERT_FRESH if skip_stored else _SQLITE_INSERT
+    try:
+        cursor = await driver.executemany(sql, _sqlite_rows(rows))
     except sqlite3.IntegrityError as exc:  # same exception type as the PostgreSQL path
-        raise IntegrityError(_SQLITE_INSERT, None, exc) from exc
+        raise IntegrityError(sql, None, exc) from exc
+    await driver.execute(_SQLITE_ROLLUP_NEW, (before,))
+    return before, int(cursor.rowcount)
 
 
 RollupKey = tuple[date, int, int, str, str, str]
