@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from bot.cli.common import console, err_console, run, runtime
-from bot.directory import person_by_email
+from bot.directory import person_by_email, sync_directory
 from bot.money import fmt_usd
 
 
@@ -32,6 +32,7 @@ def limits_sync(ctx: click.Context) -> None:
     async def go() -> int:
         try:
             await rt.db.ensure_migrated()
+            await sync_directory(rt)  # members are matched to the directory's people
             cfg = rt.config.enforcement
             if not (cfg.claude_enterprise.enabled or cfg.litellm.enabled):
                 err_console.print("No vendor is enabled: set enforcement.claude_enterprise."
