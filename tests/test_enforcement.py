@@ -428,3 +428,41 @@ async def test_a_member_is_found_by_email_before_any_sync(crt, fake) -> None:  #
     async with crt.db.session() as s:
         await grants.apply_grant(s, crt, grant, actor="test")
     assert (await ops.drain(crt)).skipped == 1
+
+
+async def test_an_approval_during_a_grant_becomes_the_limit_the_grant_restores(  # type: ignore[no-untyped-def]
+        crt, fake) -> None:
+    await sync.sync_claude(crt)
+    await grant_for(crt, TOMAS, "200")
+    await run_job(crt, "approvals")
+    assert fake.effective_amount("user_01TOMAS") == "170000"
+    # Tomas asks Claude for more; his manager approves $2,500 in chat.
+    rid = fake.file_request("user_01TOMAS")
+    crt.clock.advance(minutes=15)
+    await run_job(crt, "sync-limits")
+    async with crt.db.session() as s:
+        await requests.queue_approve_increase(s, crt, rid, 2_500_000_000, "monthly",
+                                              actor="priya.raman@acme.example")
+    await ops.drain(crt)
+    # The approval wrote $2,500; the grant's $200 goes back on top of it.
+    assert [b.get("amount") for m, p, b in fake.writes()] == ["170000", "250000", "270000"]
+    assert fake.effective_amount("user_01TOMAS") == "270000"
+    crt.clock.advance(minutes=15)
+    await run_job(crt, "sync-limits")
+    assert await audit_rows(crt, "enforcement.drift_detected") == []
+    changed = await audit_rows(crt, "enforcement.baseline_changed")
+    assert [(c.actor, c.detail["after_micros"]) for c in changed] == [  # type: ignore[index]
+        ("priya.raman@acme.example", 2_500_000_000)]
+    # Another request, approved in the console this time at $3,000: adopted the same way.
+    rid2 = fake.file_request("user_01TOMAS")
+    crt.clock.advance(minutes=15)
+    await run_job(crt, "sync-limits")
+    fake.console_decide(rid2, approve=True, by=fake.members[1], amount="300000")
+    crt.clock.advance(minutes=15)
+    await run_job(crt, "sync-limits")
+    assert fake.effective_amount("user_01TOMAS") == "320000"
+    assert await audit_rows(crt, "enforcement.drift_detected") == []
+    crt.clock.advance(days=11)  # the grant ends: back to the $3,000 he was approved
+    await run_job(crt, "approvals")
+    assert fake.effective_amount("user_01TOMAS") == "300000"
+    assert fake.overrides[("user_01TOMAS", "monthly")]["amount"] == "300000"

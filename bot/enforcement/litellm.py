@@ -189,11 +189,14 @@ async def push_caps(rt: Runtime, stamp: str | None = None) -> dict[str, int]:
         holders = set((await s.scalars(select(SandboxGrant.person_id).where(
             SandboxGrant.status == "active", SandboxGrant.ends_at > rt.now()))).all())
         want = await targets(s, rt, None if cfg.push_caps else holders)
+        queued_already = await ops.people_in_queue(s, VENDOR)
         rows: dict[int, list[EnforcedLimit]] = defaultdict(list)
         for row in (await s.scalars(select(EnforcedLimit).where(
                 EnforcedLimit.vendor == VENDOR, EnforcedLimit.person_id.is_not(None)))).all():
             rows[row.person_id or 0].append(row)
         for person_id, target in want.items():
+            if person_id in queued_already:
+                continue
             have = rows.get(person_id)
             if not have:
                 if person_id not in holders:  # no LiteLLM user: nothing to cap

@@ -119,6 +119,14 @@ async def enqueue(
     return bool(affected(await s.execute(stmt)))
 
 
+async def people_in_queue(s: AsyncSession, vendor: str) -> set[int]:
+    """People with a write to ``vendor`` still to run: a new one would repeat it."""
+    rows = (await s.scalars(select(VendorOp.person_id).where(
+        VendorOp.vendor == vendor, VendorOp.status.in_(("pending", "running")),
+        VendorOp.person_id.is_not(None)))).all()
+    return {pid for pid in rows if pid is not None}
+
+
 def backoff(attempts: int) -> float:
     return min(BASE_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
 
@@ -287,8 +295,10 @@ class OpStats:
         return {k: v for k, v in vars(self).items() if v}
 
 
-async def run_due(rt: Runtime, *, limit: int = 20) -> OpStats:
-    """Run what is due now; ops of different people run concurrently."""
+async def run_due(rt: Runtime, *, limit: int = 4) -> OpStats:
+    """Run what is due now, a few people's ops at once: Claude Enterprise allows an
+    organization 60 requests a minute across these endpoints, and every claimed op must
+    finish well within its lease (a few calls of at most 30 s each)."""
     _load_handlers()
     stats = OpStats()
     batch = await _claim(rt, limit)

@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from bot.enforcement import claude
 from bot.enforcement.claude import MONTHLY, VENDOR, ClaudeSpendLimits, SpendSummary
 from bot.enforcement.http import VendorError
-from bot.enforcement.ops import Call, Outcome, Record, dry_run, handles
+from bot.enforcement.ops import Call, Outcome, Record, dry_run, enqueue, handles
 from bot.enforcement.store import save_summary
 from bot.runtime import Runtime
 from bot.store.tables import EnforcedLimit, Person, SandboxGrant, VendorOp, VendorOverride
@@ -105,6 +106,31 @@ async def _recorder(rt: Runtime, api: ClaudeSpendLimits, person_id: int, user_id
             await save_summary(s, rt, fresh, person_id)
 
     return record
+
+
+async def adopt_new_limit(s: AsyncSession, rt: Runtime, *, user_id: str, period: str,
+                          amount_micros: int | None, spend_limit_id: str | None, reason: str,
+                          actor: str, actor_id: int | None = None) -> bool:
+    """A member's increase request was approved while tokencoach holds a grant override
+    for them: the approved limit becomes their own limit (what the grant's end restores)
+    and the override is recomputed on top of it. Without this, reconciliation would take
+    the approval for drift and undo it."""
+    row = await s.get(VendorOverride, (VENDOR, user_id, period))
+    if row is None or row.state != "active":
+        return False
+    before = row.baseline_amount_micros
+    row.baseline_kind, row.baseline_amount_micros = "override", amount_micros
+    row.baseline_spend_limit_id, row.target_micros = spend_limit_id, None
+    await audit.record(s, at=rt.now(), action="enforcement.baseline_changed", actor=actor,
+                       actor_id=actor_id, subject=f"person:{row.person_id}",
+                       detail={"vendor": VENDOR, "user_id": user_id, "period": period,
+                               "before_micros": before, "after_micros": amount_micros,
+                               "reason": reason})
+    await enqueue(s, rt, vendor=VENDOR, kind="override",
+                  key=f"rebase:{VENDOR}:{user_id}:{period}:{reason}"[:255],
+                  payload={"period": period, "reason": reason}, actor=actor,
+                  actor_id=actor_id, person_id=row.person_id, subject=f"person:{row.person_id}")
+    return True
 
 
 @handles(VENDOR, "override")

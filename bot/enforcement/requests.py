@@ -19,6 +19,7 @@ from bot.enforcement import claude, ops
 from bot.enforcement.claude import VENDOR, ClaudeSpendLimits, IncreaseRequest
 from bot.enforcement.http import VendorError
 from bot.enforcement.ops import Call, Outcome, dry_run, handles
+from bot.enforcement.overrides import adopt_new_limit
 from bot.enforcement.store import person_for_email, save_request
 from bot.runtime import Runtime
 from bot.store.tables import VendorIncreaseRequest, VendorOp
@@ -100,9 +101,19 @@ async def queue_deny_increase(
         subject=f"increase_request:{request_id}")
 
 
-async def _saving(rt: Runtime, req: IncreaseRequest) -> ops.Record:
+async def _saving(rt: Runtime, req: IncreaseRequest, op: VendorOp | None = None
+                  ) -> ops.Record:
+    """Save the request as read; after tokencoach's own approval (``op``), the approved
+    limit also becomes the member's own limit under any grant override."""
+
     async def record(s: AsyncSession) -> None:
         await save_request(s, rt, req, await person_for_email(s, req.actor.email))
+        if op is not None and req.status == "approved" and req.actor.user_id:
+            await adopt_new_limit(
+                s, rt, user_id=req.actor.user_id, period=req.period or claude.MONTHLY,
+                amount_micros=claude.to_whole_cents(int(op.payload["amount_micros"])),
+                spend_limit_id=req.spend_limit.id if req.spend_limit else None,
+                reason=f"approved:{req.id}", actor=op.actor, actor_id=op.actor_id)
 
     return record
 
@@ -139,7 +150,7 @@ async def _decide(rt: Runtime, op: VendorOp, *, approve: bool) -> Outcome:
         if req.status == want:  # done by an earlier attempt (recorded now), or a repeat
             call.already_applied = True
             return Outcome("done", _decided(req), [call] if op.attempts > 1 else [],
-                           await _saving(rt, req))
+                           await _saving(rt, req, op))
         if req.status != "pending":  # decided the other way in the console meanwhile
             return Outcome("skipped", _decided(req), [], await _saving(rt, req))
         if dry_run(rt, VENDOR):
@@ -152,7 +163,7 @@ async def _decide(rt: Runtime, op: VendorOp, *, approve: bool) -> Outcome:
         call.after = {"status": answer.status}
         if answer.spend_limit is not None:
             call.after["spend_limit_id"] = answer.spend_limit.id
-        return Outcome("done", _decided(answer), [call], await _saving(rt, answer))
+        return Outcome("done", _decided(answer), [call], await _saving(rt, answer, op))
 
 
 @handles(VENDOR, "approve")

@@ -16,6 +16,7 @@ from bot import audit
 from bot.enforcement import claude, ops
 from bot.enforcement.claude import VENDOR, ClaudeSpendLimits
 from bot.enforcement.http import VendorError
+from bot.enforcement.overrides import adopt_new_limit
 from bot.enforcement.store import drop_unseen, emails_to_people, save_request, save_summary
 from bot.runtime import Runtime
 from bot.store.tables import EnforcedLimit, VendorIncreaseRequest, VendorOverride
@@ -77,8 +78,24 @@ async def _refresh_vanished(rt: Runtime, api: ClaudeSpendLimits, pending: set[st
         async with rt.db.session() as s:
             row = await s.get(VendorIncreaseRequest, (VENDOR, request_id))
             await save_request(s, rt, req, row.person_id if row else None)
+            if req.status == "approved" and req.actor.user_id:
+                await _adopt_console_approval(s, rt, req)
         changed += 1
     return changed
+
+
+async def _adopt_console_approval(s: Any, rt: Runtime, req: Any) -> None:
+    """Approved elsewhere (the console) while tokencoach holds the member's grant
+    override: the limit just read is their new own limit, not drift."""
+    seen = await s.scalar(select(EnforcedLimit).where(
+        EnforcedLimit.vendor == VENDOR, EnforcedLimit.vendor_user_id == req.actor.user_id,
+        EnforcedLimit.period == (req.period or claude.MONTHLY)))
+    if seen is None or seen.inherited_from != "user":
+        return
+    who = req.resolved_by.label if req.resolved_by else "the console"
+    await adopt_new_limit(s, rt, user_id=req.actor.user_id, period=seen.period,
+                          amount_micros=seen.amount_micros, spend_limit_id=seen.spend_limit_id,
+                          reason=f"approved:{req.id}", actor=f"{who} (in Claude)")
 
 
 async def reconcile_claude(rt: Runtime) -> int:
@@ -90,7 +107,10 @@ async def reconcile_claude(rt: Runtime) -> int:
         held = (await s.scalars(select(VendorOverride).where(
             VendorOverride.vendor == VENDOR, VendorOverride.state == "active",
             VendorOverride.target_micros.is_not(None)))).all()
+        queued = await ops.people_in_queue(s, VENDOR)
         for ov in held:
+            if ov.person_id in queued:
+                continue  # a write for them is on its way; judge after it
             seen = await s.scalar(select(EnforcedLimit).where(
                 EnforcedLimit.vendor == VENDOR, EnforcedLimit.vendor_user_id == ov.vendor_user_id,
                 EnforcedLimit.period == ov.period))
