@@ -96,4 +96,6 @@ async def run_checks(rt: Runtime, *, offline: bool = False) -> list[CheckResult]
                 return await probe_source(rt, source)
 
             out.append(await _guard(name, probe))
-    return out
+    from bot.enforcement.check import enforcement_checks
+
+    return out + await enforcement_checks(rt, offline=offline)

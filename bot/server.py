@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import logs, metrics
+from bot.enforcement.ops import VendorOpsSender
 from bot.outbox import OutboxSender, refresh_gauges
 from bot.platforms import attach_deliverers
 from bot.runtime import Runtime
@@ -109,12 +110,14 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 class Background:
-    """The scheduler tick and the outbox sender, started and stopped with the app."""
+    """The scheduler tick and the outbox and vendor-ops senders, started and stopped
+    with the app."""
 
     def __init__(self, rt: Runtime):
         self.rt = rt
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.sender = OutboxSender(rt)
+        self.vendor_ops = VendorOpsSender(rt)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def tick(self) -> None:
@@ -138,11 +141,13 @@ class Background:
         )
         self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.sender.run()))
+        self._tasks.append(asyncio.create_task(self.vendor_ops.run()))
         self._tasks.append(asyncio.create_task(self.tick()))  # catch up right away
 
     async def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         self.sender.stop()
+        self.vendor_ops.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from bot import audit
 from bot.approvals import cards
 from bot.approvals.flow import close_orphan, confirm_key, send_card, update_cards
-from bot.approvals.gateway import sync_grants
 from bot.approvals.policy import escalation_target
 from bot.config.types import parse_duration
 from bot.directory import person_by_id
+from bot.enforcement.grants import sync_grants
 from bot.money import fmt_usd
 from bot.outbox import enqueue, enqueue_update
 from bot.reply import Header, Reply, Text, literal

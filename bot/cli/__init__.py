@@ -6,6 +6,7 @@ import click
 
 from bot.cli.common import GlobalOptions, cli_errors
 from bot.cli.data import balance, db, demo, ingest
+from bot.cli.limits import limits
 from bot.cli.ops import audit, check, digest, jobs
 from bot.cli.reports import audit_usage
 from bot.cli.serve import serve, worker
@@ -38,7 +39,8 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str, log_format:
     )
 
 
-for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit, audit_usage):
+for command in (serve, worker, demo, db, ingest, balance, digest, jobs, check, audit, audit_usage,
+                limits):
     cli.add_command(command)
 cli.add_command(teams_package)
 

@@ -30,11 +30,14 @@ def jobs_list() -> None:
 
 async def _deliver(rt: Runtime) -> str:
     from bot import outbox
+    from bot.enforcement.ops import drain as send_vendor_ops
     from bot.platforms import attach_deliverers
 
     attach_deliverers(rt)
+    vendor = (await send_vendor_ops(rt)).as_dict()  # may queue admin alerts: before the outbox
     stats = await outbox.drain(rt)
-    return f"outbox: sent {stats.sent}, retrying {stats.retried}, failed {stats.failed}"
+    return (f"outbox: sent {stats.sent}, retrying {stats.retried}, failed {stats.failed}"
+            + (f"; vendor ops: {vendor}" if vendor else ""))
 
 
 def _print_outcomes(outcomes: list[RunOutcome]) -> int:

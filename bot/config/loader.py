@@ -7,6 +7,7 @@ without reading a traceback.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.config.models import AppConfig, PersonConfig
+from bot.config.models import GATEWAY_DEPRECATED, AppConfig, PersonConfig
+
+log = logging.getLogger("tokencoach.config")
 
 Loc = tuple[str | int, ...]
 
@@ -212,11 +215,25 @@ def _cross_check(cfg: AppConfig, people_locs: list[Loc]) -> Iterable[tuple[Loc, 
                     )
 
 
+def _old_gateway_conflict(data: dict[str, Any], lines: _Lines, file: str) -> None:
+    """Both the deprecated sandbox.gateway and enforcement.litellm: say where, up front."""
+    sandbox, enforcement = data.get("sandbox"), data.get("enforcement")
+    if not (isinstance(sandbox, dict) and "gateway" in sandbox and isinstance(enforcement, dict)):
+        return
+    new = enforcement.get("litellm")
+    if isinstance(new, dict) and new.get("enabled"):
+        loc: Loc = ("sandbox", "gateway")
+        raise ConfigError([ConfigIssue(
+            file, lines.line(loc), format_loc(loc),
+            "deprecated, and enforcement.litellm is set too: keep only enforcement.litellm")])
+
+
 def load_config(path: Path | str | None = None) -> AppConfig:
     """Read and validate app.yaml; raise ConfigError naming every problem's key and line."""
     path = Path(path) if path else config_path()
     data, lines = _read_yaml(path)
     file = str(path)
+    _old_gateway_conflict(data, lines, file)
     try:
         cfg = AppConfig.model_validate(data)
     except ValidationError as exc:
@@ -251,4 +268,9 @@ def load_config(path: Path | str | None = None) -> AppConfig:
         issues.append(ConfigIssue(file, line, format_loc(loc), msg))
     if issues:
         raise ConfigError(issues)
+    sandbox = data.get("sandbox")
+    if isinstance(sandbox, dict) and "gateway" in sandbox:
+        note = str(ConfigIssue(file, lines.line(("sandbox", "gateway")), "", GATEWAY_DEPRECATED))
+        cfg.deprecations.append(note)
+        log.warning(note)
     return cfg

@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from bot.config.types import (
     ClockTime,
@@ -87,14 +95,6 @@ class PolicyConfig(Section):
     person_caps: dict[Email, Money] = {}
 
 
-class GatewaySyncConfig(Section):
-    """Optionally raise a person's budget in a LiteLLM proxy while a grant is active."""
-
-    enabled: bool = False
-    base_url: str = "http://127.0.0.1:4000"
-    key_env: str = "LITELLM_MASTER_KEY"
-
-
 class SandboxConfig(Section):
     enabled: bool = True
     pool_usd: Money = Decimal(20000)
@@ -110,7 +110,6 @@ class SandboxConfig(Section):
     escalate_after: Duration = timedelta(hours=48)
     expire_after: Duration = timedelta(days=7)
     outcome_prompt_before: Duration = timedelta(days=2)
-    gateway: GatewaySyncConfig = GatewaySyncConfig()
 
     @model_validator(mode="after")
     def _ordering(self) -> SandboxConfig:
@@ -333,6 +332,50 @@ class ServerConfig(Section):
     request_timeout_seconds: float = Field(10, gt=0)
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("base_url must start with http:// or https://")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class ClaudeEnterpriseEnforcement(Section):
+    """Claude Enterprise spend limits (Admin API): read every member's effective limit and
+    spend; write per-user overrides for grants; route native increase requests."""
+
+    enabled: bool = False
+    base_url: BaseUrl = "https://api.anthropic.com"
+    key_env: str = "CLAUDE_ENTERPRISE_ADMIN_KEY"
+    schedule: Cron = "*/15 * * * *"
+    route_increase_requests: bool = True
+    write_grants: bool = True
+    dry_run: bool = False
+
+
+class LiteLLMEnforcement(Section):
+    """A LiteLLM proxy's per-user ``max_budget``: raised by grants, or every person's cap."""
+
+    enabled: bool = False
+    base_url: BaseUrl = "http://127.0.0.1:4000"
+    key_env: str = "LITELLM_MASTER_KEY"
+    push_caps: bool = False
+    schedule: Cron = "5 * * * *"
+    dry_run: bool = False
+
+
+class EnforcementConfig(Section):
+    claude_enterprise: ClaudeEnterpriseEnforcement = ClaudeEnterpriseEnforcement()
+    litellm: LiteLLMEnforcement = LiteLLMEnforcement()
+
+
+GATEWAY_DEPRECATED = (
+    "sandbox.gateway is deprecated: it is read as enforcement.litellm "
+    "(move it there; enforcement.litellm.push_caps can also push every person's cap)"
+)
+
+
 class AppConfig(Section):
     org: OrgConfig = OrgConfig()
     admins: list[Email] = []
@@ -348,9 +391,40 @@ class AppConfig(Section):
     schedules: SchedulesConfig = SchedulesConfig()
     retention: RetentionConfig = RetentionConfig()
     server: ServerConfig = ServerConfig()
+    enforcement: EnforcementConfig = EnforcementConfig()
+
+    # Old keys that were read under their new names (the loader adds file:line).
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
 
     # Filled by the loader, not from YAML: where the file lives, for relative paths.
     base_dir: Path = Field(Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_gateway_key(cls, data: Any) -> Any:
+        """``sandbox.gateway`` (before enforcement existed) becomes enforcement.litellm."""
+        if not isinstance(data, dict) or not isinstance(data.get("sandbox"), dict):
+            return data
+        if "gateway" not in data["sandbox"]:
+            return data
+        sandbox = dict(data["sandbox"])
+        old = sandbox.pop("gateway")
+        enforcement = dict(data.get("enforcement") or {})
+        new = enforcement.get("litellm") or {}
+        if isinstance(new, dict) and new.get("enabled") and isinstance(old, dict):
+            raise ValueError(
+                "sandbox.gateway and enforcement.litellm are both set: keep only "
+                "enforcement.litellm (sandbox.gateway is deprecated)"
+            )
+        if isinstance(old, dict):
+            enforcement["litellm"] = {**(new if isinstance(new, dict) else {}), **old}
+        else:
+            enforcement["litellm"] = old  # let validation name what is wrong with it
+        return {**data, "sandbox": sandbox, "enforcement": enforcement}
+
+    @property
+    def deprecations(self) -> list[str]:
+        return self._deprecations
 
     def team(self, key: str) -> TeamConfig | None:
         return next((t for t in self.directory.teams if t.key == key), None)

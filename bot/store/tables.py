@@ -410,3 +410,113 @@ class PlaygroundMessage(Base):
     outbox_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- enforcement: limits that vendors enforce, and tokencoach's writes to them ---------
+
+
+class EnforcedLimit(Base):
+    """A member's limit as a vendor enforces it, as last read (one row per period).
+
+    ``amount_micros`` is None when no limit applies (Claude Enterprise: unlimited);
+    ``inherited_from`` is where the vendor resolved it from (``user``, ``seat_tier``,
+    ``rbac_group``, ``organization``, ...), ``source_detail`` names that scope.
+    """
+
+    __tablename__ = "enforced_limits"
+    __table_args__ = (
+        UniqueConstraint("vendor", "vendor_user_id", "period", name="uq_enforced_limits_member"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    vendor_user_id: Mapped[str] = mapped_column(String(255))
+    period: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    amount_micros: Mapped[int | None] = mapped_column(BigInteger)
+    spent_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(8), default="USD")
+    inherited_from: Mapped[str | None] = mapped_column(String(64))
+    source_detail: Mapped[str | None] = mapped_column(String(255))
+    spend_limit_id: Mapped[str | None] = mapped_column(String(128))
+    as_of: Mapped[datetime]
+
+
+class VendorIncreaseRequest(Base):
+    """A member's native request for a higher limit (Claude Enterprise), as last read.
+
+    The API carries no requested amount and no justification: the approver supplies the
+    new limit. ``current_*`` is the requester's live spend summary while pending.
+    """
+
+    __tablename__ = "vendor_increase_requests"
+
+    vendor: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vendor_user_id: Mapped[str | None] = mapped_column(String(255))
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    period: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    current_amount_micros: Mapped[int | None] = mapped_column(BigInteger)
+    current_spent_micros: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    first_seen_at: Mapped[datetime]
+    as_of: Mapped[datetime]
+
+
+class VendorOverride(Base):
+    """A per-user override tokencoach put in place for grants, and what was there before.
+
+    ``baseline_kind`` is ``override`` (the member had their own limit: restore it) or
+    ``inherited`` (they had none: delete ours). Written before the vendor call, so a
+    crash between the call and its record never loses the previous state.
+    """
+
+    __tablename__ = "vendor_overrides"
+
+    vendor: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vendor_user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
+    state: Mapped[str] = mapped_column(String(16))  # active | restored
+    baseline_kind: Mapped[str] = mapped_column(String(16))
+    baseline_amount_micros: Mapped[int | None] = mapped_column(BigInteger)
+    baseline_spend_limit_id: Mapped[str | None] = mapped_column(String(128))
+    target_micros: Mapped[int | None] = mapped_column(BigInteger)
+    spend_limit_id: Mapped[str | None] = mapped_column(String(128))
+    captured_at: Mapped[datetime]
+    written_at: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
+
+
+class VendorOp(Base):
+    """A durable write to a vendor's limits, queued in the transaction that causes it.
+
+    Like the outbox: claimed by one sender, retried with backoff, idempotent by
+    ``op_key``; a write that keeps failing is reported to admins, never dropped.
+    """
+
+    __tablename__ = "vendor_ops"
+    __table_args__ = (Index("ix_vendor_ops_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    op_key: Mapped[str] = mapped_column(String(255), unique=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    subject: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
