@@ -5,7 +5,7 @@ from the served items and the documented rule (amount = quantity x pricePerUnit)
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
