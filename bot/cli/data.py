@@ -66,10 +66,11 @@ def _progress() -> Progress:
 
 def _summary(stats: IngestStats, title: str) -> Table:
     table = Table(title=title, show_header=False)
+    labels = {"unpriced_models": "no price for", "approximated": "fallback rate for"}
     for key, value in stats.as_dict().items():
-        if key == "unpriced_models":
+        if key in labels:
             if value:
-                table.add_row("no price for", ", ".join(value))
+                table.add_row(labels[key], "; ".join(value))
             continue
         table.add_row(key, f"{value:,}")
     return table
