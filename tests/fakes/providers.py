@@ -69,6 +69,16 @@ def offset_of(token: str | None) -> int:
     return int(base64.urlsafe_b64decode(token[5:]).decode())
 
 
+def cursor_slice(request: web.Request, rows: list[Any], size: int) -> web.Response:
+    """One page of ``rows`` in the {data, has_more, next_page} envelope, from ``page``."""
+    first = offset_of(request.query.get("page"))
+    page = rows[first : first + size]
+    nxt = first + len(page)
+    more = nxt < len(rows)
+    return json_response({"data": page, "has_more": more,
+                          "next_page": cursor(nxt) if more else None})
+
+
 def ts(at: datetime) -> int:
     return int(at.timestamp())
 
@@ -542,12 +552,7 @@ class FakeAnthropic(FakeProvider):
             bucket.sort(key=lambda row: -row[body].get("total_tokens", 0)
                         if body == "usage" else 0)
             out.extend(bucket)
-        first = offset_of(request.query.get("page"))
-        page = out[first : first + min(limit, self.analytics_page)]
-        nxt = first + len(page)
-        more = nxt < len(out)
-        return json_response({"data": page, "has_more": more,
-                              "next_page": cursor(nxt) if more else None})
+        return cursor_slice(request, out, min(limit, self.analytics_page))
 
     async def analytics_usage(self, request: web.Request) -> web.Response:
         def build(members: list[dict[str, Any]]) -> dict[str, Any]:
@@ -675,12 +680,7 @@ class FakeAnthropic(FakeProvider):
         if not 1 <= limit <= 1000:
             return bad_request("limit must be between 1 and 1000")
         rows = [r for r in self.claude_code if r["date"][:10] == day]
-        first = offset_of(request.query.get("page"))
-        page = rows[first : first + min(limit, self.claude_code_page)]
-        nxt = first + len(page)
-        more = nxt < len(rows)
-        return json_response({"data": page, "has_more": more,
-                              "next_page": cursor(nxt) if more else None})
+        return cursor_slice(request, rows, min(limit, self.claude_code_page))
 
 
 def claude_code_record(day: str, actor: dict[str, str], customer_type: str,
