@@ -44,6 +44,7 @@ from bot.usage.sources.http import (
     SourceClient,
     amount,
     arr,
+    bucket_page,
     count,
     cursor_page,
     iso_time,
@@ -269,8 +270,7 @@ def _actor(group: dict[str, Any], where: str) -> tuple[str | None, str, str | No
 
 def _analytics_row(value: Any, where: str, width: str) -> Bucket:
     row = obj(value, where)
-    start = iso_time(row, "starting_at", where)
-    end = iso_time(row, "ending_at", where)
+    start, end = _span(row, where)
     group = obj(row.get("group") or {}, f"{where}.group")
     usage = obj(row.get("usage"), f"{where}.usage")
     gw = f"{where}.group"
@@ -332,19 +332,15 @@ def _analytics_cost_row(value: Any, where: str) -> list[tuple[CostKey, Decimal]]
 #     "ephemeral_1h_input_tokens": 1000, "ephemeral_5m_input_tokens": 500},
 #     "cache_read_input_tokens": 200, "output_tokens": 500,
 #     "server_tool_use": {"web_search_requests": 10}, "api_key_id": "apikey_...",
-#     "workspace_id": "wrkspc_...", "model": "claude-sonnet-4-20250514", ...}]}],
+#     "workspace_id": "wrkspc_...", "model": "claude-sonnet-4-20250514",
+#     "service_tier": "standard", "context_window": "0-200k"}]}],
 #  "has_more": true, "next_page": "page_..."}
 def _usage_page(payload: Any, width: str) -> Page[Bucket]:
-    return cursor_page(payload, "response", lambda b, where: [_usage_bucket(b, where, width)])
+    return bucket_page(payload, width, _span, _usage_record)
 
 
-def _usage_bucket(value: Any, where: str, width: str) -> Bucket:
-    bucket = obj(value, where)
-    start = iso_time(bucket, "starting_at", where)
-    end = iso_time(bucket, "ending_at", where)
-    results = arr(bucket.get("results", []), f"{where}.results")
-    return end, [_usage_record(r, f"{where}.results[{i}]", start, width)
-                 for i, r in enumerate(results)]
+def _span(row: dict[str, Any], where: str) -> tuple[datetime, datetime]:
+    return iso_time(row, "starting_at", where), iso_time(row, "ending_at", where)
 
 
 def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsage:

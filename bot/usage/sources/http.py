@@ -413,6 +413,21 @@ def cursor_page(payload: Any, where: str, item: Callable[[Any, str], list[T]]) -
     return Page(items, more, cursor)
 
 
+def bucket_page(payload: Any, width: str,
+                span: Callable[[dict[str, Any], str], tuple[datetime, datetime]],
+                record: Callable[[Any, str, datetime, str], RawUsage]) -> Page[Bucket]:
+    """The OpenAI / Anthropic bucketed report: {data: [{<start>, <end>, results: [...]}],
+    has_more, next_page}; ``span`` reads a bucket's start and end, ``record`` a result."""
+    def bucket(value: Any, where: str) -> list[Bucket]:
+        b = obj(value, where)
+        start, end = span(b, where)
+        results = arr(b.get("results", []), f"{where}.results")
+        return [(end, [record(r, f"{where}.results[{i}]", start, width)
+                       for i, r in enumerate(results)])]
+
+    return cursor_page(payload, "response", bucket)
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"

@@ -33,6 +33,7 @@ from bot.usage.sources.http import (
     PayloadError,
     amount,
     arr,
+    bucket_page,
     count,
     cursor_page,
     flag,
@@ -146,16 +147,8 @@ class OpenAIConnector(ApiConnector):
 
 
 def _usage_page(payload: Any, width: str) -> Page[Bucket]:
-    return cursor_page(payload, "response", lambda b, where: [_usage_bucket(b, where, width)])
-
-
-def _usage_bucket(value: Any, where: str, width: str) -> Bucket:
-    bucket = obj(value, where)
-    start = unix_time(bucket, "start_time", where)
-    end = unix_time(bucket, "end_time", where)
-    results = arr(bucket.get("results", []), f"{where}.results")
-    return end, [_usage_record(r, f"{where}.results[{i}]", start, width)
-                 for i, r in enumerate(results)]
+    return bucket_page(payload, width, lambda b, where: (
+        unix_time(b, "start_time", where), unix_time(b, "end_time", where)), _usage_record)
 
 
 def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsage:
