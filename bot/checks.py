@@ -81,9 +81,8 @@ async def run_checks(rt: Runtime, *, offline: bool = False) -> list[CheckResult]
                     f"{cfg.sources.webhook.token_env} is not set: POST /ingest/usage refuses all",
                 )
             )
-    for name in ("openai", "anthropic", "litellm"):
-        source = getattr(cfg.sources, name)
-        if source is None or not source.enabled:
+    for name, source in cfg.sources.providers():
+        if not source.enabled:
             continue
         if not rt.env.secret(source.key_env):
             out.append(CheckResult(name, "fail", f"{source.key_env} is not set"))

@@ -160,10 +160,7 @@ async def _sync_identities(s: AsyncSession, cfg: AppConfig) -> int:
     person_ids = dict((await s.execute(select(Person.email, Person.id))).all())
     await s.execute(delete(Identity).where(Identity.origin == "config"))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for source in ("openai", "anthropic", "litellm"):
-        sc = getattr(cfg.sources, source)
-        if sc is None:
-            continue
+    for source, sc in cfg.sources.providers():
         for kind, mapping in sc.mappings.model_dump().items():
             for ident, target in mapping.items():
                 target = str(target).strip().lower()

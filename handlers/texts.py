@@ -9,6 +9,8 @@ SOURCE_NAMES = {
     "anthropic": "Anthropic",
     "claude_code": "Claude Code",
     "litellm": "LiteLLM",
+    "github_copilot": "GitHub Copilot",
+    "cursor": "Cursor",
     "import": "imports",
 }
 

@@ -1,5 +1,6 @@
 """Scheduled pulls: one job per provider source (``pull-openai``, ``pull-anthropic``,
-``pull-litellm``), due on the source's own cron (``sources.<name>.schedule``, org zone).
+``pull-litellm``, ``pull-github-copilot``, ``pull-cursor``), due on the source's own cron
+(``sources.<name>.schedule``, org zone).
 
 A source that is not configured or is disabled is never due. A missed run needs no
 catch-up of its own: every pull resumes from the source's checkpoint, so the latest
@@ -13,7 +14,7 @@ from typing import Any
 
 from bot.runtime import Runtime
 from bot.scheduling.registry import DueFunc, JobFunc, JobSpec, Occurrence, cron_due, register
-from bot.usage.pull import SOURCES, PullError, pull_source, record_pull_error
+from bot.usage.pull import SOURCES, PullError, cli_name, pull_source, record_pull_error
 
 # Claims are kept alive by the runner's heartbeat; the lease only has to outlive a
 # crashed holder long enough not to start a second backfill beside a slow first one.
@@ -53,7 +54,7 @@ def _runner(name: str) -> JobFunc:
 for _name in SOURCES:
     register(
         JobSpec(
-            name=f"pull-{_name}",
+            name=f"pull-{cli_name(_name)}",
             description=f"Pull usage from {_name} (sources.{_name}.schedule) from its checkpoint",
             func=_runner(_name),
             due=_due(_name),

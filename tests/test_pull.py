@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -23,7 +24,15 @@ from bot.timeutil import as_utc
 from bot.usage.pull import PullError, pull_source
 from bot.usage.sources import http
 from tests.conftest import REPO, with_overrides
-from tests.fakes.providers import FakeOpenAI, stored_totals
+from tests.fakes.copilot import FakeGitHub, usage_item
+from tests.fakes.cursor import FakeCursor
+from tests.fakes.providers import (
+    FakeAnthropic,
+    FakeLiteLLM,
+    FakeOpenAI,
+    openai_usage_row,
+    stored_totals,
+)
 from tests.helpers.cli import tokencoach
 from tests.helpers.server import free_port, serving
 
@@ -41,11 +50,11 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def small_fake() -> FakeOpenAI:
     fake = FakeOpenAI(KEY)
     for hours_ago in range(1, 24, 3):  # all within the 1-day backfill
-        fake.usage.append({
-            "start": NOW - timedelta(hours=hours_ago), "user_id": "user-x",
-            "api_key_id": "key_x", "project_id": "proj_x", "model": "gpt-4o-mini",
-            "input_tokens": 1000 * hours_ago, "input_cached_tokens": 10,
-            "output_tokens": 7 * hours_ago, "num_model_requests": 2})
+        fake.usage.append(openai_usage_row(
+            NOW - timedelta(hours=hours_ago), user_id="user-x", api_key_id="key_x",
+            project_id="proj_x", model="gpt-4o-mini", batch=False, service_tier="default",
+            uncached_text=1000 * hours_ago - 10, cached_text=10, cache_write=0,
+            output_text=7 * hours_ago, requests=2))
     return fake
 
 
@@ -65,9 +74,36 @@ async def openai_rt(make_runtime: Callable[..., Any], base_config: Any, db_url: 
 
 def test_one_job_per_source_with_a_long_lease() -> None:
     jobs = all_jobs()
-    for name in ("openai", "anthropic", "litellm"):
+    for name in ("openai", "anthropic", "litellm", "github-copilot", "cursor"):
         spec = jobs[f"pull-{name}"]
         assert spec.lease >= timedelta(hours=1) and "ingest" in spec.tags
+    assert not any(j.startswith("pull-") and "_" in j for j in jobs)
+
+
+async def test_check_reaches_every_source_with_one_request_each(
+        make_runtime, base_config, db_url) -> None:  # type: ignore[no-untyped-def]
+    fakes = {"openai": small_fake(), "anthropic": FakeAnthropic("sk-ant-admin-test"),
+             "litellm": FakeLiteLLM("sk-litellm-master"),
+             "github_copilot": FakeGitHub("ghp_test_token"), "cursor": FakeCursor("key_c")}
+    fakes["litellm"].has_v2 = False  # an older proxy: said so, still one request
+    async with contextlib.AsyncExitStack() as stack:
+        urls = {n: await stack.enter_async_context(serving(f.app())) for n, f in fakes.items()}
+        cfg = with_overrides(base_config, sources={
+            "openai": {"base_url": urls["openai"]},
+            "anthropic": {"base_url": urls["anthropic"]},  # api: analytics by default
+            "litellm": {"base_url": urls["litellm"]},
+            "github_copilot": {"base_url": urls["github_copilot"], "org": "acme"},
+            "cursor": {"base_url": urls["cursor"]}})
+        rt = await make_runtime(config=cfg, env=Env(database_url=db_url, source={
+            "OPENAI_ADMIN_KEY": KEY, "ANTHROPIC_ADMIN_KEY": "sk-ant-admin-test",
+            "LITELLM_MASTER_KEY": "sk-litellm-master", "GITHUB_COPILOT_TOKEN": "ghp_test_token",
+            "CURSOR_ADMIN_KEY": "key_c"}))
+        results = {r.name: r for r in await run_checks(rt)}
+    for name, fake in fakes.items():
+        assert results[name].status == "ok", results[name]
+        assert len(fake.requests) == 1, (name, fake.requests)
+    assert "api: analytics" in results["anthropic"].detail  # which Anthropic API is used
+    assert "legacy unpaginated /spend/logs will be used" in results["litellm"].detail
 
 
 async def test_pull_job_runs_on_its_cron_once_per_period(
@@ -201,3 +237,25 @@ async def test_cli_ingest_pulls_through_the_real_command(
     assert again.returncode == 0 and "unchanged" in again.stdout
     assert bad.returncode == 1 and "answered 401 Unauthorized" in bad.stderr
     assert "sk-typo-1234" not in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+
+
+async def test_cli_ingest_names_the_new_sources_as_typed(
+        db_url: str, base_config: Any, tmp_path: Path) -> None:
+    fake = FakeGitHub("ghp_test_token")
+    fake.seats = {"priya-r": "priya.raman@acme.example"}
+    fake.usage[(datetime(2026, 11, 17).date(), "priya-r")] = [
+        usage_item("Copilot", "Copilot AI Credits", "GPT-5", "credits", "0.01", "1234")]
+    async with serving(fake.app()) as url:
+        data = yaml.safe_load((REPO / "app.yaml").read_text())
+        data["sources"]["github_copilot"] = {"base_url": url, "org": "acme"}
+        config = tmp_path / "app.yaml"
+        config.write_text(yaml.safe_dump(data))
+        window = ("--since", "2026-11-17", "--until", "2026-11-18")
+        done = await asyncio.to_thread(
+            tokencoach, "ingest", "github-copilot", *window, database_url=db_url,
+            config=config, env={"GITHUB_COPILOT_TOKEN": "ghp_test_token"})
+        unknown = await asyncio.to_thread(
+            tokencoach, "ingest", "copilot", database_url=db_url, config=config)
+    assert done.returncode == 0, done.stderr
+    assert "github_copilot: 2026-11-17 00:00 → 2026-11-18 00:00 UTC" in done.stdout
+    assert unknown.returncode == 2 and "github-copilot" in unknown.stderr

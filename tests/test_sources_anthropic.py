@@ -1,5 +1,7 @@
-"""Anthropic connector: Messages usage, cost report (cents strings) and the Claude Code
-report, against a loopback fake serving the documented payloads."""
+"""Anthropic connector: the Usage and Cost Analytics API (default) and the legacy
+Messages usage / cost reports, and the Claude Code report, against a loopback fake serving
+the documented payloads. Money is checked against this test's own price table with every
+billed dimension: 1-hour cache writes, web searches, the batch tier, the long-context band."""
 
 from __future__ import annotations
 
@@ -30,22 +32,39 @@ MESSAGES = "/v1/organizations/usage_report/messages"
 CLAUDE_CODE = "/v1/organizations/usage_report/claude_code"
 COSTS = "/v1/organizations/cost_report"
 SONNET, HAIKU = "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"
-# This test's own prices, USD per 1M tokens: input, cache read, cache write, output.
-PRICES = {
-    SONNET: (Decimal("3.00"), Decimal("0.30"), Decimal("3.75"), Decimal("15.00")),
-    HAIKU: (Decimal("0.80"), Decimal("0.08"), Decimal("1.00"), Decimal("4.00")),
+ANALYTICS = "/v1/organizations/analytics/usage"
+ANALYTICS_COST = "/v1/organizations/analytics/cost"
+# This test's own prices, USD per 1M tokens (web search: USD per 1,000 searches).
+PRICES: dict[str, dict[str, Any]] = {
+    SONNET: {"input": "3.00", "cache_read": "0.30", "cache_write": "3.75",
+             "cache_write_1h": "6.00", "output": "15.00", "web_search_per_1k": "10.00",
+             "tiers": {"batch": "0.5"},
+             "long_context": {"input": "6.00", "output": "22.50", "cache_read": "0.60",
+                              "cache_write": "7.50", "cache_write_1h": "12.00"}},
+    HAIKU: {"input": "0.80", "cache_read": "0.08", "cache_write": "1.00", "output": "4.00",
+            "tiers": {"batch": "0.5"}},  # no 1-hour, web search or priority rate
 }
 LENA, KENJI, PRIYA = ("lena.fischer@acme.example", "kenji.watanabe@acme.example",
                       "priya.raman@acme.example")
-COMBOS = [  # (api_key_id, workspace_id, model)
-    ("apikey_lena", "wrkspc_core", SONNET),  # mapped key -> Lena
-    ("apikey_lena", "wrkspc_core", HAIKU),
-    ("apikey_growth", "wrkspc_growth", SONNET),  # workspace -> team growth only
-    ("apikey_unknown", None, HAIKU),  # nobody: unattributed
-    (None, None, SONNET),  # Console usage: no key, default workspace
+
+
+def user(email: str, uid: str) -> dict[str, Any]:
+    return {"type": "user_actor", "user_id": uid, "email_address": email, "name": uid,
+            "deleted": False}
+
+
+ROBOT = {"type": "service_account_actor", "service_account_id": "svcacct_ci"}
+# (actor, api_key_id, workspace_id, model, product): each legacy group (key, workspace,
+# model) has one actor, so both APIs see the same rows and round the same way.
+COMBOS = [
+    (user(LENA, "user_lena"), "apikey_lena", "wrkspc_core", SONNET, "api"),  # key mapped
+    (user(LENA, "user_lena"), "apikey_lena", "wrkspc_core", HAIKU, "claude_code"),
+    (user(KENJI, "user_kenji"), "apikey_growth", "wrkspc_growth", SONNET, "api"),
+    (ROBOT, "apikey_unknown", None, HAIKU, "api"),  # nobody: unattributed
+    (user(PRIYA, "user_priya"), None, None, SONNET, "api"),  # Console: no key
 ]
-
-
+TIERS = [("standard", "0-200k"), ("batch", "0-200k"), ("standard", "200k-1M"),
+         ("priority", "0-200k")]
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http, "DEFAULT_RETRY", http.RetryPolicy(
@@ -57,17 +76,23 @@ def usage_rows() -> list[dict[str, Any]]:
     rows = []
     hour = SINCE - timedelta(hours=2)
     while hour <= NOW:
-        for key, workspace, model in COMBOS:
-            if rng.random() < 0.4:
+        for actor, key, workspace, model, product in COMBOS:
+            for tier, window in TIERS:
+                if window != "0-200k" and model != SONNET:
+                    continue  # the long-context band is a Sonnet one
+                if rng.random() >= (0.4 if (tier, window) == TIERS[0] else 0.1):
+                    continue
                 rows.append({
-                    "start": hour, "api_key_id": key, "workspace_id": workspace,
-                    "model": model, "service_tier": "standard", "context_window": "0-200k",
+                    "start": hour, "actor": actor, "api_key_id": key,
+                    "workspace_id": workspace, "model": model, "product": product,
+                    "service_tier": tier, "context_window": window,
                     "uncached_input_tokens": rng.randint(10, 90_000),
                     "output_tokens": rng.randint(1, 20_000),
                     "cache_read_input_tokens": rng.choice([0, rng.randint(1, 400_000)]),
                     "cache_1h": rng.choice([0, 0, rng.randint(1, 5_000)]),
                     "cache_5m": rng.choice([0, rng.randint(1, 50_000)]),
-                    "web_search_requests": rng.choice([0, 0, 3]),
+                    "web_search_requests": rng.choice([0, 0, 3, 17]),
+                    "requests": rng.randint(1, 40),
                 })
         hour += timedelta(hours=1)
     return rows
@@ -117,12 +142,23 @@ def cost_rows() -> list[dict[str, Any]]:
 
 
 def usage_micros(row: dict[str, Any]) -> int:
-    price_in, price_read, price_write, price_out = PRICES[row["model"]]
-    micro_dollars = (row["uncached_input_tokens"] * price_in
-                     + row["cache_read_input_tokens"] * price_read
-                     + (row["cache_1h"] + row["cache_5m"]) * price_write
-                     + row["output_tokens"] * price_out)  # $/1M tokens = micro-$/token
-    return int(micro_dollars.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    """The documented pricing rule with this test's rates: each token kind at its rate (the
+    long-context band's where it has one), 1-hour writes at their own rate (else the
+    5-minute one), the tier multiplier on every token amount, web searches per 1,000."""
+    table = PRICES[row["model"]]
+    band = table.get("long_context") if row["context_window"] != "0-200k" else None
+
+    def rate(name: str, fallback: str) -> Decimal:
+        return Decimal((band or {}).get(name) or table.get(name) or table[fallback])
+
+    tokens = (row["uncached_input_tokens"] * rate("input", "input")
+              + row["cache_read_input_tokens"] * rate("cache_read", "cache_read")
+              + row["cache_5m"] * rate("cache_write", "cache_write")
+              + row["cache_1h"] * rate("cache_write_1h", "cache_write")
+              + row["output_tokens"] * rate("output", "output"))  # $/1M = micro-$/token
+    factor = Decimal(table["tiers"].get(row["service_tier"], "1"))
+    searches = row["web_search_requests"] * Decimal(table.get("web_search_per_1k", "0")) * 1000
+    return int((tokens * factor + searches).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def expected_claude_code(rows: list[dict[str, Any]], days: set[str]) -> dict[str, Any]:
@@ -147,7 +183,7 @@ def expected_claude_code(rows: list[dict[str, Any]], days: set[str]) -> dict[str
 
 
 def expected(usage: list[dict[str, Any]], code: list[dict[str, Any]], start: datetime,
-             end: datetime) -> dict[str, int]:
+             end: datetime, api: str = "analytics") -> dict[str, int]:
     rows = [r for r in usage if start <= r["start"] < end]
     days = set()
     day = start.date()
@@ -164,7 +200,8 @@ def expected(usage: list[dict[str, Any]], code: list[dict[str, Any]], start: dat
         + cc["cache_read_tokens"],
         "cache_write_tokens": sum(r["cache_1h"] + r["cache_5m"] for r in rows)
         + cc["cache_write_tokens"],
-        "requests": 0,  # the Messages report has no request counts
+        # The legacy Messages report has no request counts; the analytics API has them.
+        "requests": sum(r["requests"] for r in rows) if api == "analytics" else 0,
     }
 
 
@@ -173,21 +210,25 @@ def make_fake() -> FakeAnthropic:
     fake.usage = usage_rows()
     fake.claude_code = claude_code_rows()
     fake.costs = cost_rows()
+    fake.analytics_costs = [
+        {"day": r["day"], "workspace_id": r["workspace_id"], "model": r["model"],
+         "cost_type": r["cost_type"], "token_type": r["token_type"], "amount": r["amount"]}
+        for r in cost_rows()]
     return fake
 
 
 async def anthropic_rt(make_runtime: Callable[..., Any], base_config: Any, db_url: str,
-                       url: str, *, key: str = KEY, **source: Any) -> Runtime:
+                       url: str, *, key: str = KEY, api: str = "legacy",
+                       **source: Any) -> Runtime:
     cfg = with_overrides(
         base_config,
         sources={"anthropic": {
-            "base_url": url, "bucket_width": "1h", "backfill_days": 2,
+            "base_url": url, "bucket_width": "1h", "backfill_days": 2, "api": api,
             "mappings": {"api_keys": {"apikey_lena": LENA},
                          "workspaces": {"wrkspc_growth": "team:growth"}},
             **source}},
         pricing={"use_defaults": False, "models": [
-            {"model": m, "provider": "anthropic", "input": str(i), "cache_read": str(r),
-             "cache_write": str(w), "output": str(o)} for m, (i, r, w, o) in PRICES.items()]},
+            {"model": m, "provider": "anthropic", **rates} for m, rates in PRICES.items()]},
     )
     rt: Runtime = await make_runtime(config=cfg, env=Env(
         database_url=db_url, source={"ANTHROPIC_ADMIN_KEY": key}))
@@ -202,18 +243,21 @@ def cost_micros(rows: list[dict[str, Any]]) -> int:
 
 async def test_backfill_messages_costs_and_claude_code_match_the_fixture(
         make_runtime, base_config, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The legacy Usage and Cost API (sources.anthropic.api: legacy)."""
     fake = make_fake()
     async with serving(fake.app()) as url:
         rt = await anthropic_rt(make_runtime, base_config, db_url, url)
         result = await pull_source(rt, "anthropic")
 
-    want = expected(fake.usage, fake.claude_code, SINCE, NOW)
+    want = expected(fake.usage, fake.claude_code, SINCE, NOW, "legacy")
     assert await stored_totals(rt) == want
     assert result.windows == 3 and result.stats.new == want["records"]
+    assert not fake.calls(ANALYTICS)
 
     # Headers and parameters as documented: bracketed group_by[], RFC 3339 times.
     first = fake.calls(MESSAGES)[0]
-    assert sorted(first["group_by[]"]) == ["api_key_id", "model", "workspace_id"]
+    assert sorted(first["group_by[]"]) == ["api_key_id", "context_window", "model",
+                                           "service_tier", "workspace_id"]
     assert first["starting_at"] == ["2026-11-16T15:00:00Z"]
     assert first["ending_at"] == ["2026-11-17T00:00:00Z"]
     assert [q["starting_at"] for q in fake.calls(CLAUDE_CODE) if "page" not in q] == [
@@ -246,6 +290,9 @@ async def test_backfill_messages_costs_and_claude_code_match_the_fixture(
     assert int(kenji) == (186 + 42 + 3) * 10_000  # cents -> micro-dollars
     assert lena == sum(1 for r in fake.usage if SINCE <= r["start"] < NOW
                        and r["api_key_id"] == "apikey_lena")
+    # HAIKU has no priority rate in this table: priced at standard rates, and said so.
+    note = next(n for n in result.notes if n.startswith("priced with a fallback rate"))
+    assert "priority tier at standard rates" in note
     assert stranger == 1  # unattributed, stored and counted
     # Only subscription rows were kept; API-billed ones are in the Messages report.
     note = next(n for n in result.notes if "Claude Code" in n)
@@ -270,7 +317,8 @@ async def test_repull_is_unchanged_and_a_restated_bucket_replaces(
         fake.claude_code[4]["model_breakdown"][0]["estimated_cost"]["amount"] = 15
         restated = await pull_source(rt, "anthropic")
     assert (restated.stats.new, restated.stats.replaced) == (0, 2)
-    assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, SINCE, NOW)
+    assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, SINCE, NOW,
+                                               "legacy")
 
 
 async def test_failure_in_the_claude_code_report_rolls_back_the_whole_window(
@@ -283,13 +331,14 @@ async def test_failure_in_the_claude_code_report_rolls_back_the_whole_window(
         with pytest.raises(PullError, match=f"anthropic: {CLAUDE_CODE} answered 503"):
             await pull_source(rt, "anthropic")
         # Window 2's Messages usage was fetched fine, but nothing of it was written.
-        assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, SINCE, DAY2)
+        assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, SINCE, DAY2,
+                                                   "legacy")
         fake.clear_faults()
         fake.fail(MESSAGES, 529, times=2)  # "overloaded" twice, then fine
         resumed = await pull_source(rt, "anthropic")
     assert resumed.since == DAY2 - timedelta(hours=48)
     assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, resumed.since,
-                                               NOW)
+                                               NOW, "legacy")
 
 
 async def test_wrong_key_and_missing_version_header(
@@ -334,3 +383,65 @@ async def test_claude_code_off_and_costs_off(
             < datetime(2026, 11, 18, tzinfo=UTC)]
     assert got["output_tokens"] == sum(r["output_tokens"] for r in rows)
     assert got["cache_write_tokens"] == sum(r["cache_1h"] + r["cache_5m"] for r in rows)
+
+
+async def test_analytics_api_attributes_by_actor_email_and_prices_every_dimension(
+        make_runtime, base_config, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The default: the Usage and Cost Analytics API, grouped by actor."""
+    fake = make_fake()
+    async with serving(fake.app()) as url:
+        rt = await anthropic_rt(make_runtime, base_config, db_url, url, api="analytics",
+                                mappings={})  # no key mapping: the actor's email attributes
+        result = await pull_source(rt, "anthropic")
+        described = await probe_source(rt, "anthropic")
+
+    want = expected(fake.usage, fake.claude_code, SINCE, NOW, "analytics")
+    assert await stored_totals(rt) == want
+    assert not fake.calls(MESSAGES) and not fake.calls(COSTS)
+    first = fake.calls(ANALYTICS)[0]
+    assert sorted(first["group_by[]"]) == ["actor", "api_key_id", "context_window", "model",
+                                           "product", "service_tier", "workspace_id"]
+    assert first["time_bucket_width"] == ["1h"]
+    assert first["starting_at"] == ["2026-11-16T15:00:00Z"]
+    assert any("page" in q for q in fake.calls(ANALYTICS))  # 25 rows a page: paged
+    beta = {p: h.get("anthropic-beta") for p, _, h in fake.requests}
+    assert beta[ANALYTICS] == beta[ANALYTICS_COST] == "analytics-usage-cost-2026-08-24"
+    assert beta[CLAUDE_CODE] is None  # the beta header only where it belongs
+    assert "api: analytics" in described and "Usage and Cost Analytics API" in described
+
+    inside = [r for r in fake.usage if SINCE <= r["start"] < NOW]
+    by_email: dict[str | None, int] = {}
+    for r in inside:
+        email = r["actor"].get("email_address")
+        by_email[email] = by_email.get(email, 0) + usage_micros(r)
+    async with rt.db.reader() as s:
+        stored = dict((await s.execute(
+            select(Person.email, func.sum(UsageRecord.cost_micros))
+            .join(Person, Person.id == UsageRecord.person_id, isouter=True)
+            .where(UsageRecord.source == "anthropic").group_by(Person.email))).all())
+        robot = await s.scalar(select(func.count()).where(
+            UsageRecord.identity == "user:svcacct_ci"))
+        agentic = await s.scalar(select(func.count()).where(
+            UsageRecord.source == "anthropic", UsageRecord.category == "agentic"))
+        costs = (await s.execute(select(func.count(), func.sum(ProviderCost.amount_micros))
+                                 .where(ProviderCost.source == "anthropic"))).one()
+    assert {k: int(v) for k, v in stored.items()} == by_email  # cent-exact, per person
+    assert robot == sum(1 for r in inside if r["actor"] is ROBOT) > 0  # kept, unattributed
+    assert agentic == sum(1 for r in inside if r["product"] == "claude_code") > 0
+    assert int(costs[1]) == cost_micros(fake.analytics_costs)
+    assert "reconciliation 2026-11-17 → 2026-11-17" in " ".join(result.notes)
+
+
+async def test_switching_to_the_analytics_api_replaces_the_legacy_rows_of_a_window(
+        make_runtime, base_config, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The two APIs key rows differently; re-pulling a window with the other one must not
+    count it twice: the window's answer replaces what the other API stored."""
+    fake = make_fake()
+    async with serving(fake.app()) as url:
+        legacy = await anthropic_rt(make_runtime, base_config, db_url, url)
+        await pull_source(legacy, "anthropic")
+        rt = await anthropic_rt(make_runtime, base_config, db_url, url, api="analytics")
+        switched = await pull_source(rt, "anthropic")  # checkpoint - 48 h: the same window
+    assert switched.stats.removed == switched.stats.new > 0
+    assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, SINCE, NOW,
+                                               "analytics")

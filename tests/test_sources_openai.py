@@ -26,7 +26,12 @@ from bot.usage import pull as pull_module
 from bot.usage.pull import PullError, probe_source, pull_source
 from bot.usage.sources import http
 from tests.conftest import with_overrides
-from tests.fakes.providers import FakeOpenAI, stored_totals
+from tests.fakes.providers import (
+    OPENAI_EXAMPLE_RESULT,
+    FakeOpenAI,
+    openai_usage_row,
+    stored_totals,
+)
 from tests.helpers.server import serving
 
 KEY = "sk-admin-test"
@@ -35,11 +40,18 @@ SINCE = NOW - timedelta(days=2)  # backfill_days: 2, bucket 1h
 USAGE = "/v1/organization/usage/completions"
 COSTS = "/v1/organization/costs"
 
-# This test's own list prices, USD per 1M tokens: (input, cached input, output).
-PRICES = {
-    "gpt-4o-mini-2024-07-18": (Decimal("0.15"), Decimal("0.075"), Decimal("0.60")),
-    "gpt-4o-2024-08-06": (Decimal("2.50"), Decimal("1.25"), Decimal("10.00")),
+# This test's own price table (USD per 1M tokens), every billed dimension spelled out.
+PRICES: dict[str, dict[str, Any]] = {
+    "gpt-4o-mini-2024-07-18": {
+        "input": "0.15", "cache_read": "0.075", "cache_write": "0.1875", "output": "0.60",
+        "audio_input": "10.00", "audio_output": "20.00",
+        "tiers": {"batch": "0.5", "priority": "1.7"}},
+    "gpt-4o-2024-08-06": {
+        "input": "2.50", "cache_read": "1.25", "output": "10.00", "image_input": "5.00",
+        "image_cache_read": "2.50", "tiers": {"batch": "0.5", "flex": "0.5"}},
 }
+TIERS = [(False, "default"), (False, "default"), (True, "default"), (False, "priority"),
+         (False, "flex"), (False, "scale")]  # "scale": no rate, priced at standard
 PRIYA, SOFIA, TOMAS = ("priya.raman@acme.example", "sofia.alvarez@acme.example",
                        "tomas.novak@acme.example")
 # (user_id, api_key_id, project_id, model) -> who the store should attribute it to.
@@ -50,6 +62,7 @@ COMBOS: dict[tuple[str | None, str | None, str | None, str], str | None] = {
     (None, "key_config", "proj_growth", "gpt-4o-mini-2024-07-18"): TOMAS,  # config wins
     (None, None, "proj_support", "gpt-4o-2024-08-06"): None,  # a team, not a person
     ("user-ghost", "key_ghost", "proj_unknown", "gpt-4o-mini-2024-07-18"): None,
+    (None, "key_left", "proj_growth", "gpt-4o-mini-2024-07-18"): "ben.carter@acme.example",
 }
 
 
@@ -61,25 +74,72 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def usage_rows(seed: int = 7) -> list[dict[str, Any]]:
     """Hourly rows from 3 h before the backfill to 1 h after `now` (outside rows must not
-    be stored: before `since`, and the still-open 15:00 bucket)."""
+    be stored: before `since`, and the still-open 15:00 bucket). Each row's totals follow
+    the spec: input_tokens = uncached (text + audio + image) + cached + cache writes."""
     rng = random.Random(seed)
     rows = []
     hour = SINCE - timedelta(hours=3)
     while hour <= NOW + timedelta(hours=1):
         for (user, key, project, model) in COMBOS:
-            if rng.random() < 0.45:
-                total_in = rng.randint(50, 250_000)
-                rows.append({
-                    "start": hour, "user_id": user, "api_key_id": key, "project_id": project,
-                    "model": model, "input_tokens": total_in,
-                    "input_cached_tokens": rng.choice([0, rng.randint(0, total_in)]),
-                    "output_tokens": rng.randint(1, 30_000),
-                    "input_audio_tokens": rng.choice([0, 0, 0, rng.randint(1, 900)]),
-                    "output_audio_tokens": rng.choice([0, 0, 0, rng.randint(1, 400)]),
-                    "num_model_requests": rng.randint(1, 60),
-                })
+            for batch, tier in dict.fromkeys(TIERS):
+                if rng.random() >= (0.45 if (batch, tier) == (False, "default") else 0.08):
+                    continue
+                rows.append(openai_usage_row(
+                    hour, user_id=user, api_key_id=key, project_id=project, model=model,
+                    batch=batch, service_tier=tier,
+                    uncached_text=rng.randint(50, 250_000),
+                    cached_text=rng.choice([0, rng.randint(0, 90_000)]),
+                    cache_write=rng.choice([0, 0, rng.randint(1, 5_000)]),
+                    output_text=rng.randint(1, 30_000),
+                    audio_in=rng.choice([0, 0, 0, rng.randint(1, 900)]),
+                    cached_audio=rng.choice([0, 0, 0, rng.randint(1, 300)]),
+                    image_in=rng.choice([0, 0, 0, rng.randint(1, 1_500)]),
+                    cached_image=rng.choice([0, 0, 0, rng.randint(1, 700)]),
+                    audio_out=rng.choice([0, 0, 0, rng.randint(1, 400)]),
+                    image_out=rng.choice([0, 0, 0, 0, rng.randint(1, 300)]),
+                    requests=rng.randint(1, 60)))
         hour += timedelta(hours=1)
     return rows
+
+
+def rate(model: str, name: str, fallback: str) -> Decimal:
+    return Decimal(PRICES[model].get(name, PRICES[model].get(fallback, "0")))
+
+
+def expected_micros(row: dict[str, Any]) -> int:
+    """The documented pricing rule, from the row's BREAKDOWN fields (text / audio / image
+    counted once each), never from the code under test: every part at its own rate where
+    this table has one, else the text rate of its kind; times the tier's multiplier."""
+    m = row["model"]
+    micro_dollars = (
+        row["input_text_tokens"] * rate(m, "input", "input")
+        + row["input_audio_tokens"] * rate(m, "audio_input", "input")
+        + row["input_image_tokens"] * rate(m, "image_input", "input")
+        + row["input_cached_text_tokens"] * rate(m, "cache_read", "input")
+        + row["input_cached_audio_tokens"] * rate(m, "audio_cache_read", "cache_read")
+        + row["input_cached_image_tokens"] * rate(m, "image_cache_read", "cache_read")
+        + row["input_cache_write_tokens"] * rate(m, "cache_write", "input")
+        + row["output_text_tokens"] * rate(m, "output", "output")
+        + row["output_audio_tokens"] * rate(m, "audio_output", "output")
+        + row["output_image_tokens"] * rate(m, "image_output", "output"))
+    tier = "batch" if row.get("batch") else row.get("service_tier")
+    factor = Decimal(PRICES[m]["tiers"].get(tier, "1"))
+    return int((micro_dollars * factor).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def expected(rows: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        "records": len(rows),
+        "cost_micros": sum(expected_micros(r) for r in rows),
+        "input_tokens": sum(r["input_text_tokens"] + r["input_audio_tokens"]
+                            + r["input_image_tokens"] for r in rows),
+        "output_tokens": sum(r["output_text_tokens"] + r["output_audio_tokens"]
+                             + r["output_image_tokens"] for r in rows),
+        "cache_read_tokens": sum(r["input_cached_text_tokens"] + r["input_cached_audio_tokens"]
+                                 + r["input_cached_image_tokens"] for r in rows),
+        "cache_write_tokens": sum(r["input_cache_write_tokens"] for r in rows),
+        "requests": sum(r["num_model_requests"] for r in rows),
+    }
 
 
 def cost_rows() -> list[dict[str, Any]]:
@@ -99,30 +159,6 @@ def in_window(rows: list[dict[str, Any]], start: datetime, end: datetime
     return [r for r in rows if start <= r["start"] < end]
 
 
-def expected_micros(row: dict[str, Any]) -> int:
-    """The record's cost: uncached input, cached input and output at this test's prices
-    (audio tokens count as text: that is the connector's documented choice)."""
-    price_in, price_cached, price_out = PRICES[row["model"]]
-    uncached = row["input_tokens"] - row["input_cached_tokens"] + row["input_audio_tokens"]
-    output = row["output_tokens"] + row["output_audio_tokens"]
-    dollars = (uncached * price_in + row["input_cached_tokens"] * price_cached
-               + output * price_out) / 1_000_000
-    return int((dollars * 1_000_000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-
-
-def expected(rows: list[dict[str, Any]]) -> dict[str, int]:
-    return {
-        "records": len(rows),
-        "cost_micros": sum(expected_micros(r) for r in rows),
-        "input_tokens": sum(r["input_tokens"] - r["input_cached_tokens"]
-                            + r["input_audio_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] + r["output_audio_tokens"] for r in rows),
-        "cache_read_tokens": sum(r["input_cached_tokens"] for r in rows),
-        "cache_write_tokens": 0,
-        "requests": sum(r["num_model_requests"] for r in rows),
-    }
-
-
 def billed_micros(rows: list[dict[str, Any]]) -> int:
     """Each billed row is stored rounded (half-even) to the micro-dollar."""
     return sum(int((Decimal(str(r["value"])) * 1_000_000).quantize(
@@ -139,7 +175,9 @@ def make_fake() -> FakeOpenAI:
     fake.costs = cost_rows()
     fake.add_project("proj_core", [("key_misc", None, None)])  # a service account: no email
     fake.add_project("proj_growth", [("key_sofia", SOFIA, "user-sofia"),
-                                     ("key_config", "ben.carter@acme.example", "user-ben")])
+                                     ("key_config", "ben.carter@acme.example", "user-ben"),
+                                     ("key_left", "ben.carter@acme.example", "user-ben")],
+                     inactive=("key_left",))  # listed only with owner_project_access=any
     fake.add_project("proj_old", [("key_old", "grace.kim@acme.example", "user-grace")],
                      status="archived")
     fake.add_project("proj_unknown", [("key_ghost", "ghost@elsewhere.example", "user-gh")])
@@ -157,8 +195,7 @@ async def openai_rt(make_runtime: Callable[..., Any], base_config: Any, db_url: 
                 "projects": {"proj_support": "team:support"}},
             **source}},
         pricing={"use_defaults": False, "models": [
-            {"model": m, "provider": "openai", "input": str(i), "cache_read": str(c),
-             "output": str(o)} for m, (i, c, o) in PRICES.items()]},
+            {"model": m, "provider": "openai", **rates} for m, rates in PRICES.items()]},
     )
     env = Env(database_url=db_url, source={"OPENAI_ADMIN_KEY": key} if key else {})
     rt: Runtime = await make_runtime(config=cfg, env=env)
@@ -192,7 +229,8 @@ async def test_backfill_stores_exact_totals_attribution_and_costs(
 
     # Every documented query parameter was sent; buckets were paged (5 per page).
     first = fake.calls(USAGE)[0]
-    assert sorted(first["group_by"]) == ["api_key_id", "model", "project_id", "user_id"]
+    assert sorted(first["group_by"]) == ["api_key_id", "batch", "model", "project_id",
+                                         "service_tier", "user_id"]
     assert first["bucket_width"] == ["1h"] and first["start_time"] == [str(int(
         SINCE.timestamp()))]
     assert len(fake.calls(USAGE)) == 2 + 5 + 3  # 9 h, 24 h and 15 h of buckets
@@ -231,6 +269,13 @@ async def test_backfill_stores_exact_totals_attribution_and_costs(
     assert idents[("openai:api_keys", "key_old")] == ("discovered", "grace.kim@acme.example")
     assert ("openai:api_keys", "key_ghost") not in idents  # nobody has that email
     assert ("openai:api_keys", "key_misc") not in idents  # service account
+    # owner_project_access=any: a key whose owner lost project access is still listed.
+    assert idents[("openai:api_keys", "key_left")] == ("discovered", "ben.carter@acme.example")
+    assert all(q.get("owner_project_access") == ["any"]
+               for p, q, _ in fake.requests if p.endswith("/api_keys"))
+    # The "scale" tier has no rate in this table: priced at standard and said so.
+    assert any(n.startswith("priced with a fallback rate") and "scale tier at standard rates"
+               in n for n in result.notes)
 
     # Costs: every day the windows touched, in dollars, numbers and strings alike.
     assert costs[0] == len(fake.costs)
@@ -269,6 +314,7 @@ async def test_restated_bucket_replaces_and_totals_follow(
         rows = in_window(fake.usage, SINCE, NOW)
         restated = rows[len(rows) // 2]
         restated["output_tokens"] += 12_345  # the provider restates one bucket's row
+        restated["output_text_tokens"] += 12_345  # (the total includes its breakdown)
         restated["num_model_requests"] += 3
         fake.costs[0]["value"] = Decimal("9.99")  # and a billed amount
         result = await pull_source(rt, "openai")
@@ -399,7 +445,8 @@ async def test_daily_buckets_and_explicit_window(
                                                                       "cache_read_tokens",
                                                                       "requests")}
     assert got["records"] == len({(r["start"].date(), r["user_id"], r["api_key_id"],
-                                   r["project_id"], r["model"]) for r in rows})
+                                   r["project_id"], r["model"], r["batch"],
+                                   r["service_tier"]) for r in rows})
 
 
 async def test_probe_is_one_cheap_request(
@@ -422,3 +469,46 @@ def test_floor_and_day_windows() -> None:
                                       datetime(2026, 11, 18, 3, tzinfo=UTC))
     assert [(a.day, a.hour, b.day, b.hour) for a, b in windows] == [
         (16, 15, 17, 0), (17, 0, 18, 0), (18, 0, 18, 3)]
+
+
+async def test_the_documented_example_is_counted_once_and_priced_per_dimension(
+        make_runtime, base_config, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The spec's own UsageCompletionsResult example, served verbatim. input_tokens (5000)
+    already includes cached (1800), cache-write (200), audio and image tokens; output_tokens
+    (1000) already includes audio and image output. Nothing is added twice."""
+    fake = FakeOpenAI(KEY)
+    hour = NOW - timedelta(hours=5)
+    fake.usage = [{"start": hour, "verbatim": OPENAI_EXAMPLE_RESULT}]
+    async with serving(fake.app()) as url:
+        rt = await openai_rt(make_runtime, base_config, db_url, url, fetch_key_owners=False,
+                             reconcile_costs=False, backfill_days=1)
+        result = await pull_source(rt, "openai")
+    got = await stored_totals(rt)
+    # gpt-4o-mini at this table: text 0.15 / cached 0.075 / write 0.1875 / out 0.60,
+    # audio in 10.00 / audio out 20.00; no image rates (image falls back to text) and no
+    # cached-audio rate (falls back to cached text). USD per 1M = micro-dollars per token.
+    want_micros = (2500 * Decimal("0.15") + 300 * Decimal("10.00") + 200 * Decimal("0.15")
+                   + 1500 * Decimal("0.075") + 100 * Decimal("0.075") + 200 * Decimal("0.075")
+                   + 200 * Decimal("0.1875")
+                   + 800 * Decimal("0.60") + 100 * Decimal("20.00") + 100 * Decimal("0.60"))
+    assert got == {"records": 1, "input_tokens": 3000, "cache_read_tokens": 1800,
+                   "cache_write_tokens": 200, "output_tokens": 1000, "requests": 5,
+                   "cost_micros": int(want_micros.quantize(Decimal(1), ROUND_HALF_EVEN))}
+    assert cents(got["cost_micros"]) == Decimal("0.01")  # $0.005566 rounds to a cent
+    note = next(n for n in result.notes if n.startswith("priced with a fallback rate"))
+    assert "image input at the text rate" in note and "cached audio at the text rate" in note
+
+
+async def test_a_row_the_provider_stops_reporting_is_removed_with_its_rollup(
+        make_runtime, base_config, db_url) -> None:  # type: ignore[no-untyped-def]
+    fake = make_fake()
+    async with serving(fake.app()) as url:
+        rt = await openai_rt(make_runtime, base_config, db_url, url, reconcile_costs=False)
+        await pull_source(rt, "openai")
+        rows = in_window(fake.usage, SINCE, NOW)
+        gone = rows[len(rows) // 3]
+        fake.usage.remove(gone)  # restated away (e.g. regrouped by the provider)
+        result = await pull_source(rt, "openai")
+    assert result.stats.removed == 1
+    assert await stored_totals(rt) == expected(in_window(fake.usage, SINCE, NOW))
+    assert any("1 stored row(s) removed" in n for n in result.notes)

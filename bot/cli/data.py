@@ -66,10 +66,11 @@ def _progress() -> Progress:
 
 def _summary(stats: IngestStats, title: str) -> Table:
     table = Table(title=title, show_header=False)
+    labels = {"unpriced_models": "no price for", "approximated": "fallback rate for"}
     for key, value in stats.as_dict().items():
-        if key == "unpriced_models":
+        if key in labels:
             if value:
-                table.add_row("no price for", ", ".join(value))
+                table.add_row(labels[key], "; ".join(value))
             continue
         table.add_row(key, f"{value:,}")
     return table
@@ -125,13 +126,17 @@ def demo(ctx: click.Context, people: int, days: int, if_empty: bool) -> None:
 @click.option("--until", help="End of the window (default: now).")
 @click.pass_context
 def ingest(ctx: click.Context, source: str, since: str | None, until: str | None) -> None:
-    """Ingest usage from SOURCE: openai, anthropic, litellm, or a CSV/JSONL file path."""
+    """Ingest usage from SOURCE: openai, anthropic, litellm, github-copilot, cursor, or a
+    CSV/JSONL file path."""
+    from bot.config.models import PROVIDER_SOURCES
+
     path = Path(source)
-    if source not in ("openai", "anthropic", "litellm"):
+    name = source.strip().lower().replace("-", "_")
+    provider = name in PROVIDER_SOURCES
+    if not provider:
         if not path.is_file():
-            err_console.print(
-                f"[bold red]No such file:[/] {path} (or name a source: openai, anthropic, litellm)"
-            )
+            names = ", ".join(n.replace("_", "-") for n in PROVIDER_SOURCES)
+            err_console.print(f"[bold red]No such file:[/] {path} (or name a source: {names})")
             sys.exit(2)
         if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson", ".json"):
             err_console.print(
@@ -149,8 +154,8 @@ def ingest(ctx: click.Context, source: str, since: str | None, until: str | None
         try:
             await rt.db.ensure_migrated()
             await sync_directory(rt)
-            if source in ("openai", "anthropic", "litellm"):
-                return await _ingest_source(rt, source, since, until)
+            if provider:
+                return await _ingest_source(rt, name, since, until)
             return await _ingest_file(rt, path, size)
         finally:
             await rt.close()

@@ -194,10 +194,7 @@ def _cross_check(cfg: AppConfig, people_locs: list[Loc]) -> Iterable[tuple[Loc, 
     for cat in cfg.digests.routine_categories:
         if cat not in names:
             yield ("digests", "routine_categories"), f"unknown category {cat!r}"
-    for name in ("openai", "anthropic", "litellm"):
-        source = getattr(cfg.sources, name)
-        if source is None:
-            continue
+    for name, source in cfg.sources.providers():
         for kind, mapping in source.mappings.model_dump().items():
             for ident, target in mapping.items():
                 target = str(target).strip().lower()

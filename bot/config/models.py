@@ -22,6 +22,7 @@ from bot.config.types import (
     Cron,
     Duration,
     Email,
+    Factor,
     Money,
     PricePerMTok,
     Slug,
@@ -160,6 +161,9 @@ class OpenAISource(SourceBase):
 class AnthropicSource(SourceBase):
     base_url: str = "https://api.anthropic.com"
     key_env: str = "ANTHROPIC_ADMIN_KEY"
+    api: Literal["analytics", "legacy"] = Field(
+        "analytics", description="analytics: the Usage and Cost Analytics API (per-user); "
+        "legacy: the Messages usage report and cost report")
     bucket_width: Literal["1h", "1d"] = "1h"
     claude_code: bool = True
     reconcile_costs: bool = True
@@ -169,6 +173,27 @@ class LiteLLMSource(SourceBase):
     base_url: str = "http://127.0.0.1:4000"
     key_env: str = "LITELLM_MASTER_KEY"
     mode: Literal["spend_logs", "daily_activity"] = "spend_logs"
+    spend_logs_endpoint: Literal["auto", "v2", "legacy"] = Field(
+        "auto", description="auto: the paginated /spend/logs/v2, or the legacy /spend/logs "
+        "on a proxy that answers 404 for it")
+    fetch_user_emails: bool = True  # /user/list: internal user id -> email
+
+
+class GitHubCopilotSource(SourceBase):
+    base_url: str = "https://api.github.com"
+    key_env: str = "GITHUB_COPILOT_TOKEN"
+    schedule: Cron = "40 */6 * * *"
+    org: str = Field(description="The GitHub organization whose Copilot usage is billed")
+    usage_report: Literal["ai_credit", "premium_request"] = "ai_credit"
+    cost: Literal["net", "gross"] = Field(
+        "net", description="net: what is billed after included allowances (netAmount); "
+        "gross: the usage at list price (grossAmount)")
+    api_version: str = "2022-11-28"
+
+
+class CursorSource(SourceBase):
+    base_url: str = "https://api.cursor.com"
+    key_env: str = "CURSOR_ADMIN_KEY"
 
 
 class WebhookSource(Section):
@@ -177,21 +202,61 @@ class WebhookSource(Section):
     max_body_mb: int = Field(64, ge=1, le=1024)
 
 
+PROVIDER_SOURCES = ("openai", "anthropic", "litellm", "github_copilot", "cursor")
+
+
 class SourcesConfig(Section):
     openai: OpenAISource | None = None
     anthropic: AnthropicSource | None = None
     litellm: LiteLLMSource | None = None
+    github_copilot: GitHubCopilotSource | None = None
+    cursor: CursorSource | None = None
     webhook: WebhookSource = WebhookSource()
+
+    def providers(self) -> list[tuple[str, SourceBase]]:
+        """The configured provider sources (enabled or not), in PROVIDER_SOURCES order."""
+        return [(n, c) for n in PROVIDER_SOURCES if (c := getattr(self, n)) is not None]
+
+
+class LongContextRates(Section):
+    """Rates above the provider's long-context threshold (Anthropic: over 200k input
+    tokens); a rate left out is the standard one."""
+
+    input: PricePerMTok | None = None
+    output: PricePerMTok | None = None
+    cache_read: PricePerMTok | None = None
+    cache_write: PricePerMTok | None = None
+    cache_write_1h: PricePerMTok | None = None
 
 
 class PriceEntry(Section):
+    """USD per 1M tokens unless named otherwise. Every dimension a provider bills apart
+    has its own rate; a rate left out falls back as documented in the README."""
+
     model: str = Field(description="Exact model name, or a prefix ending in '*'")
     provider: str | None = None
     effective_from: date = date(2024, 1, 1)
     input: PricePerMTok
     output: PricePerMTok
     cache_read: PricePerMTok | None = None
-    cache_write: PricePerMTok | None = None
+    cache_write: PricePerMTok | None = None  # 5-minute cache writes (OpenAI: cache writes)
+    cache_write_1h: PricePerMTok | None = None
+    audio_input: PricePerMTok | None = None
+    audio_cache_read: PricePerMTok | None = None
+    audio_output: PricePerMTok | None = None
+    image_input: PricePerMTok | None = None
+    image_cache_read: PricePerMTok | None = None
+    image_output: PricePerMTok | None = None
+    web_search_per_1k: PricePerMTok | None = Field(None, description="USD per 1,000 searches")
+    tiers: dict[str, Factor] = Field(
+        {}, description="Service tier -> multiplier on every token rate (batch, flex, "
+        "priority); a tier not listed is priced at the standard rates and reported.")
+    long_context: LongContextRates | None = None
+
+    @field_validator("tiers")
+    @classmethod
+    def _tier_names(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {k.strip().lower(): v for k, v in value.items()}
 
 
 class PricingConfig(Section):
@@ -233,7 +298,11 @@ class HeuristicsConfig(Section):
     writing_ratio: Decimal = Field(Decimal("1.5"), gt=0)
     chat_max_input_per_request: int = Field(1500, ge=0)
     chat_max_output_per_request: int = Field(800, ge=0)
-    agent_products: list[str] = ["claude_code", "codex", "cursor", "devin"]
+    agent_products: list[str] = ["claude_code", "codex", "cursor_agent", "devin",
+                                 "copilot_coding_agent"]
+    # A product whose use is one kind of work however its tokens look (an IDE assistant
+    # is coding even when its context is large).
+    product_categories: dict[str, str] = {"copilot": "coding", "cursor": "coding"}
     coding_models: list[str] = ["*codex*", "*coder*", "codestral*"]
 
 
@@ -253,6 +322,10 @@ class CategoriesConfig(Section):
             missing = [c for c in getattr(self, key) if c not in names]
             if missing:
                 raise ValueError(f"{key} names unknown categories: {', '.join(missing)}")
+        unknown = sorted(set(self.heuristics.product_categories.values()) - names)
+        if unknown:
+            raise ValueError("heuristics.product_categories names unknown categories: "
+                             + ", ".join(unknown))
         return self
 
 

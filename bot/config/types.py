@@ -46,6 +46,20 @@ def _price(value: Any) -> Decimal:
     return amount
 
 
+def _factor(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("expected a multiplier, like 0.5 or 2")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        factor = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"expected a multiplier, like 0.5 or 2, got {value!r}") from None
+    if not factor.is_finite() or factor < 0:
+        raise ValueError("a multiplier must be a non-negative number")
+    return factor
+
+
 def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -111,6 +125,7 @@ def _slug(value: Any) -> str:
 
 Money = Annotated[Decimal, BeforeValidator(_money), PlainSerializer(str, return_type=str)]
 PricePerMTok = Annotated[Decimal, BeforeValidator(_price), PlainSerializer(str, return_type=str)]
+Factor = Annotated[Decimal, BeforeValidator(_factor), PlainSerializer(str, return_type=str)]
 Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(_fmt_duration, return_type=str)
 ]

@@ -46,6 +46,7 @@ class Classifier:
         h = config.heuristics
         self.h = h
         self.agent_products = {p.lower() for p in h.agent_products}
+        self.product_categories = {p.lower(): c for p, c in h.product_categories.items()}
         self.summ_ratio = Decimal(h.summarization_ratio)
         self.writing_ratio = Decimal(h.writing_ratio)
         # The ratios as exact fractions: a >= ratio * b  <=>  a * den >= num * b.
@@ -69,6 +70,8 @@ class Classifier:
         product = (r.product or r.source or "").lower()
         if product in self.agent_products:
             return "agentic", f"heuristic:agent_product:{product}"
+        if product in self.product_categories:
+            return self.product_categories[product], f"heuristic:product:{product}"
         if r.tool_calls > 0:
             return "agentic", "heuristic:tool_calls"
         model = r.model

@@ -9,104 +9,66 @@ The window logic, for every connector:
   advance. A failure mid-window leaves the store as it was before that window, and the
   next run resumes from the checkpoint.
 - Records carry natural keys (source + bucket + every group-by dimension), so re-pulling
-  a window changes nothing and a provider restating a bucket replaces it.
+  a window changes nothing and a provider restating a bucket replaces it; a row the
+  provider no longer reports for the window is removed (``replaces_window``).
 
-Connectors live in ``bot/usage/sources/{openai,anthropic,litellm}.py`` and are imported
-lazily here: they import the contract types below, so a module-level import would cycle.
+The contract a connector implements is in ``bot/usage/sources/base.py``; the connectors
+(``bot/usage/sources/<name>.py``) share their HTTP lifecycle through ``ApiConnector``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config.models import SourceBase
+from bot.config.models import PROVIDER_SOURCES, SourceBase
 from bot.money import fmt_usd
 from bot.runtime import Runtime
 from bot.store.database import insert_for
 from bot.store.tables import Identity, Person, ProviderCost, UsageRecord
 from bot.timeutil import as_utc
 from bot.usage.record import RawUsage
+from bot.usage.sources.base import Connector, CostRow, Discovered, PullError, WindowData
 from bot.usage.state import checkpoint_of, record_error, record_success
-from bot.usage.writer import IngestStats, UsageWriter
+from bot.usage.writer import IngestStats, UsageWriter, remove_stale
+
+__all__ = ["SOURCES", "Connector", "CostRow", "Discovered", "PullError", "PullResult",
+           "WindowData", "probe_source", "pull_source", "source_name"]
 
 log = logging.getLogger("tokencoach.pull")
 
-SOURCES = ("openai", "anthropic", "litellm")
+# Source name -> its connector class (module, class); the name is also its app.yaml key.
+CONNECTORS = {
+    "openai": ("bot.usage.sources.openai", "OpenAIConnector"),
+    "anthropic": ("bot.usage.sources.anthropic", "AnthropicConnector"),
+    "litellm": ("bot.usage.sources.litellm", "LiteLLMConnector"),
+    "github_copilot": ("bot.usage.sources.github_copilot", "CopilotConnector"),
+    "cursor": ("bot.usage.sources.cursor", "CursorConnector"),
+}
+SOURCES = PROVIDER_SOURCES
+assert tuple(CONNECTORS) == SOURCES, "every provider source in app.yaml has a connector"
 DAY = timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOW_ATTEMPTS = 3  # a window transaction that raced another writer is retried
 
 
-class PullError(Exception):
-    """A pull failed; the message names the source and what went wrong (never the key)."""
+def source_name(text: str) -> str:
+    """The stored name of a source as typed on a command line ("github-copilot")."""
+    return text.strip().lower().replace("-", "_")
 
 
-# --- the contract between the orchestration and a connector ----------------------------
-
-
-@dataclass(frozen=True)
-class CostRow:
-    """One billed amount from a provider's cost API (stored in provider_costs)."""
-
-    key: bytes
-    day: date
-    scope: str | None  # project / workspace
-    line_item: str | None
-    amount_micros: int
-
-
-@dataclass(frozen=True)
-class Discovered:
-    """A provider identity whose owner's email the provider told us (origin discovered)."""
-
-    kind: str  # e.g. "openai:api_keys"
-    value: str
-    email: str
-
-
-@dataclass
-class WindowData:
-    """Everything one window produced, fetched completely before anything is written."""
-
-    records: list[RawUsage] = field(default_factory=list)
-    costs: list[CostRow] = field(default_factory=list)
-    # Per stored source ("anthropic", "claude_code"): end of the newest bucket with data.
-    data_as_of: dict[str, datetime] = field(default_factory=dict)
-    skipped: Counter[str] = field(default_factory=Counter)  # reason -> rows left out
-
-    def saw(self, source: str, end: datetime) -> None:
-        if source not in self.data_as_of or end > self.data_as_of[source]:
-            self.data_as_of[source] = end
-
-
-class Connector(Protocol):
-    name: str
-    bucket: timedelta  # granularity: checkpoints and `until` are floored to it
-    reconciles: bool  # fetches a cost API to compare billed vs priced usage
-
-    async def __aenter__(self) -> Connector: ...
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None: ...
-
-    async def probe(self, now: datetime) -> str: ...
-
-    async def discover(self) -> list[Discovered]: ...
-
-    async def fetch_window(self, start: datetime, end: datetime) -> WindowData: ...
-
-    def skipped_note(self, reason: str, rows: int) -> str: ...
+def cli_name(name: str) -> str:
+    return name.replace("_", "-")
 
 
 @dataclass
@@ -131,7 +93,8 @@ class PullResult:
 
 def source_config(rt: Runtime, name: str) -> SourceBase:
     if name not in SOURCES:
-        raise PullError(f"{name}: unknown source (use one of {', '.join(SOURCES)})")
+        raise PullError(f"{name}: unknown source (use one of "
+                        f"{', '.join(cli_name(n) for n in SOURCES)})")
     cfg = getattr(rt.config.sources, name)
     if cfg is None:
         raise PullError(f"{name}: not configured (add sources.{name} to app.yaml)")
@@ -145,17 +108,9 @@ def make_connector(rt: Runtime, name: str) -> Connector:
     key = rt.env.secret(cfg.key_env)
     if not key:
         raise PullError(f"{name}: no API key: set the environment variable {cfg.key_env}")
-    if name == "openai":
-        from bot.usage.sources.openai import OpenAIConnector
-
-        return OpenAIConnector(cfg, key)  # type: ignore[arg-type]
-    if name == "anthropic":
-        from bot.usage.sources.anthropic import AnthropicConnector
-
-        return AnthropicConnector(cfg, key)  # type: ignore[arg-type]
-    from bot.usage.sources.litellm import LiteLLMConnector
-
-    return LiteLLMConnector(cfg, key)  # type: ignore[arg-type]
+    module, cls = CONNECTORS[name]
+    connector: Connector = getattr(importlib.import_module(module), cls)(cfg, key)
+    return connector
 
 
 async def probe_source(rt: Runtime, name: str) -> str:
@@ -236,12 +191,19 @@ async def _pull(rt: Runtime, name: str, connector: Connector, since: datetime | 
     skipped: Counter[str] = Counter()
     for done, (w_start, w_end) in enumerate(windows, 1):
         data = await connector.fetch_window(w_start, w_end)
-        result.stats.add(await _store_window(rt, writer, name, data, w_end))
+        result.stats.add(await _store_window(rt, writer, name, data, w_start, w_end,
+                                             replaces=connector.replaces_window))
         skipped.update(data.skipped)
         if progress:
             progress(done, len(windows))
 
     result.notes += [connector.skipped_note(reason, n) for reason, n in sorted(skipped.items())]
+    if result.stats.removed:
+        result.notes.append(f"{result.stats.removed} stored row(s) removed: the provider no "
+                            "longer reports them for their window (restated)")
+    if result.stats.approximated:
+        result.notes.append("priced with a fallback rate (add the rate to pricing.models): "
+                            + "; ".join(sorted(result.stats.approximated)))
     if connector.reconciles:
         note = await _reconcile(rt, name, start, end)
         if note:
@@ -267,7 +229,8 @@ async def _discover(rt: Runtime, connector: Connector, result: PullResult) -> No
 
 
 async def _store_window(rt: Runtime, writer: UsageWriter, name: str, data: WindowData,
-                        w_end: datetime) -> IngestStats:
+                        w_start: datetime, w_end: datetime, *, replaces: bool
+                        ) -> IngestStats:
     """Write a window's records, costs and the checkpoint advance in ONE transaction."""
     by_source: dict[str, list[RawUsage]] = defaultdict(list)
     for r in data.records:
@@ -289,6 +252,9 @@ async def _store_window(rt: Runtime, writer: UsageWriter, name: str, data: Windo
                         await record_success(s, source, now=now,
                                              records=stats.new + stats.replaced,
                                              data_as_of=data.data_as_of.get(source))
+                if replaces:
+                    total.removed += await remove_stale(
+                        s, name, w_start, w_end, {r.key for r in by_source.get(name, ())})
                 await upsert_costs(s, name, data.costs, now)
                 await record_success(s, name, now=now, checkpoint=w_end, records=own,
                                      data_as_of=data.data_as_of.get(name))

@@ -4,6 +4,10 @@ Token semantics: ``input_tokens`` are *uncached* input tokens (billed at the inp
 ``cache_read_tokens`` and ``cache_write_tokens`` are billed at their own rates. Sources
 whose input count includes cached tokens (OpenAI) subtract them when they build a record.
 No prompt or completion text exists anywhere in this type, by design.
+
+``billing`` carries what changes a record's price beyond those four counts (audio and
+image tokens, 1-hour cache writes, web searches, the service tier, the long-context band).
+Its token fields are *breakdowns*: they are already counted in the totals above.
 """
 
 from __future__ import annotations
@@ -17,6 +21,20 @@ def record_key(source: str, *parts: object) -> bytes:
     """16-byte natural key: the same source + grouping always gives the same key."""
     text = "\x1f".join([source] + ["" if p is None else str(p) for p in parts])
     return blake2b(text.encode(), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Billing:
+    audio_input: int = 0  # of input_tokens
+    image_input: int = 0  # of input_tokens
+    audio_cache_read: int = 0  # of cache_read_tokens
+    image_cache_read: int = 0  # of cache_read_tokens
+    audio_output: int = 0  # of output_tokens
+    image_output: int = 0  # of output_tokens
+    cache_write_1h: int = 0  # of cache_write_tokens (the rest are 5-minute writes)
+    web_search_requests: int = 0  # billed per search, on top of the tokens
+    tier: str | None = None  # "batch", "flex", "priority", ...; None: standard pricing
+    long_context: bool = False  # the provider's long-context price band
 
 
 @dataclass(slots=True)
@@ -42,3 +60,4 @@ class RawUsage:
     team: str | None = None  # provider-side team id (LiteLLM)
     tags: tuple[str, ...] = field(default=())
     product: str | None = None  # an agent product (claude_code, codex, ...) when known
+    billing: Billing | None = None  # priced dimensions beyond the four token counts

@@ -116,13 +116,18 @@ class IngestStats:
     unchanged: int = 0
     unattributed: int = 0
     rejected: int = 0
+    removed: int = 0  # rows a provider's restated window no longer holds
     unpriced_models: set[str] = field(default_factory=set)
+    # "provider/model: what was priced by a fallback rate" (see bot/usage/pricing.py)
+    approximated: set[str] = field(default_factory=set)
     newest: datetime | None = None
 
     def add(self, other: IngestStats) -> None:
-        for name in ("read", "new", "replaced", "unchanged", "unattributed", "rejected"):
+        for name in ("read", "new", "replaced", "unchanged", "unattributed", "rejected",
+                     "removed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.unpriced_models |= other.unpriced_models
+        self.approximated |= other.approximated
         if other.newest and (self.newest is None or other.newest > self.newest):
             self.newest = other.newest
 
@@ -130,7 +135,9 @@ class IngestStats:
         return {
             "read": self.read, "new": self.new, "replaced": self.replaced,
             "unchanged": self.unchanged, "unattributed": self.unattributed,
-            "rejected": self.rejected, "unpriced_models": sorted(self.unpriced_models),
+            "rejected": self.rejected, "removed": self.removed,
+            "unpriced_models": sorted(self.unpriced_models),
+            "approximated": sorted(self.approximated),
         }
 
 
@@ -223,6 +230,8 @@ class Preparer:
         return owner
 
     def _price(self, price: Price, r: RawUsage) -> int:
+        if r.billing is not None:  # API sources: every billed dimension at its own rate
+            return price.billed_micros(r)
         rates = self._rates.get(id(price))
         if rates is None:
             rates = self._rates[id(price)] = _Rates(price)
@@ -258,6 +267,10 @@ class Preparer:
                     stats.unpriced_models.add(f"{r.provider}/{r.model}")
                 else:
                     cost, basis = price_of(price, r), "price_table"
+                    if r.billing is not None:
+                        stats.approximated.update(
+                            f"{r.provider}/{r.model}: {what}"
+                            for what in price.approximations(r.billing))
             category, rule = classify(r)
             rows[r.key] = (
                 r.key, r.source, at, day, person_id, team_id, identity, r.provider, r.model,
@@ -528,25 +541,67 @@ def _rollup_deltas(
             d[10] += cr
             d[11] += cw
 
-    def add(row: tuple[Any, ...], sign: int) -> None:
-        # Prepared rows are (key, *values) and existing rows (id, *values): the value
-        # columns sit at the same indexes in both.
-        key = (row[_DAY], row[_PERSON] or 0, row[_TEAM] or 0, row[_CAT], row[_PROVIDER],
-               row[_MODEL])
-        d = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
-        sums = (1, row[_REQ], row[_COST], row[_IN], row[_OUT], row[_CR], row[_CW])
-        for i, v in enumerate(sums):
-            d[i] += sign * v
-        if row[_TOOLS] == 0:
-            for i, v in enumerate(sums[2:]):
-                d[7 + i] += sign * v
-
     for old, row in replaced:
-        add(old, -1)
-        add(row, 1)
+        _add_delta(deltas, old, -1)
+        _add_delta(deltas, row, 1)
     if replaced:
         return {k: v for k, v in deltas.items() if any(v)}
     return deltas
+
+
+def _add_delta(deltas: dict[RollupKey, list[int]], row: tuple[Any, ...], sign: int) -> None:
+    # Prepared rows are (key, *values) and existing rows (id, *values): the value columns
+    # sit at the same indexes in both.
+    key = (row[_DAY], row[_PERSON] or 0, row[_TEAM] or 0, row[_CAT], row[_PROVIDER],
+           row[_MODEL])
+    d = deltas.setdefault(key, [0] * len(ROLLUP_SUMS))
+    sums = (1, row[_REQ], row[_COST], row[_IN], row[_OUT], row[_CR], row[_CW])
+    for i, v in enumerate(sums):
+        d[i] += sign * v
+    if row[_TOOLS] == 0:
+        for i, v in enumerate(sums[2:]):
+            d[7 + i] += sign * v
+
+
+async def remove_stale(s: AsyncSession, source: str, start: datetime, end: datetime,
+                       keep: set[bytes]) -> int:
+    """Inside the caller's transaction: delete ``source``'s rows stamped in [start, end)
+    whose keys are not in ``keep`` (the provider's complete restated answer for that
+    window), and take them out of the rollup. Returns how many went."""
+    driver, is_pg = await _driver(s)
+    # ``day`` is the org-zone date: any zone puts [start, end) within a day either side,
+    # and the day index keeps this from scanning the whole table.
+    first, last = start.date() - timedelta(days=1), end.date() + timedelta(days=1)
+    if is_pg:
+        found = [bytes(k) for (k,) in await driver.fetch(
+            "SELECT record_key FROM usage_records WHERE day BETWEEN $1 AND $2 "
+            "AND source = $3 AND occurred_at >= $4 AND occurred_at < $5",
+            first, last, source, start, end)]
+    else:
+        async with driver.execute(
+                "SELECT record_key FROM usage_records WHERE day BETWEEN ? AND ? "
+                "AND source = ? AND occurred_at >= ? AND occurred_at < ?",
+                (first.isoformat(), last.isoformat(), source, _sqlite_time(start),
+                 _sqlite_time(end))) as cursor:
+            found = [bytes(k) for (k,) in await cursor.fetchall()]
+    stale = sorted(k for k in found if k not in keep)
+    if not stale:
+        return 0
+    rows = list((await (_locked(driver, stale) if is_pg
+                        else _existing(driver, False, stale))).values())
+    ids = [r[0] for r in rows]
+    if is_pg:
+        await driver.execute("DELETE FROM usage_records WHERE id = ANY($1::bigint[])", ids)
+    else:
+        for i in range(0, len(ids), _EXISTING_CHUNK):
+            chunk = ids[i : i + _EXISTING_CHUNK]
+            await driver.execute(f"DELETE FROM usage_records WHERE id IN "  # noqa: S608
+                                 f"({', '.join('?' * len(chunk))})", chunk)
+    deltas: dict[RollupKey, list[int]] = {}
+    for row in rows:
+        _add_delta(deltas, row, -1)
+    await _apply(driver, is_pg, {k: v for k, v in deltas.items() if any(v)})
+    return len(rows)
 
 
 async def _apply(driver: Any, is_pg: bool, deltas: dict[RollupKey, list[int]]) -> None:

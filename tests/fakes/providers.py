@@ -1,10 +1,11 @@
 """Loopback fakes of the OpenAI, Anthropic and LiteLLM usage/cost APIs.
 
 Each fake is an aiohttp app (run it with ``tests.helpers.server.serving``) that answers
-with the documented payload shapes (field names from /work/research/providers.md, which
-cites each vendor page), checks auth headers and query parameters the way the real API
-does (400 on a bad parameter), pages, and can be told to misbehave: answer a status
-(429 with Retry-After, 500, ...), truncate its JSON, change its schema, page forever.
+with the documented payload shapes (each section below cites its spec or page), checks
+auth headers and query parameters the way the real API does (400 on a bad parameter),
+pages, and can be told to misbehave: answer a status (429 with Retry-After, 500, ...),
+truncate its JSON, change its schema, page forever. GitHub Copilot and Cursor fakes are
+in ``tests/fakes/copilot.py`` and ``tests/fakes/cursor.py``.
 
 Data is held as plain rows; a test changes a row and pulls again to see a restated
 bucket. Money is kept as Decimal (or the exact string a provider sends) and written into
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from random import Random
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -67,6 +69,16 @@ def offset_of(token: str | None) -> int:
     return int(base64.urlsafe_b64decode(token[5:]).decode())
 
 
+def cursor_slice(request: web.Request, rows: list[Any], size: int) -> web.Response:
+    """One page of ``rows`` in the {data, has_more, next_page} envelope, from ``page``."""
+    first = offset_of(request.query.get("page"))
+    page = rows[first : first + size]
+    nxt = first + len(page)
+    more = nxt < len(rows)
+    return json_response({"data": page, "has_more": more,
+                          "next_page": cursor(nxt) if more else None})
+
+
 def ts(at: datetime) -> int:
     return int(at.timestamp())
 
@@ -86,7 +98,7 @@ class Fault:
     hits: int = 0
 
     def applies(self, request: web.Request) -> bool:
-        if not request.path.startswith(self.path):
+        if request.path != self.path:  # exact: /x/aggregated is not /x
             return False
         if self.times is not None and self.hits >= self.times:
             return False
@@ -202,12 +214,50 @@ def _sum_into(into: dict[str, Any], row: dict[str, Any], fields: Iterable[str]) 
 
 
 # =======================================================================================
-# OpenAI: https://developers.openai.com/api/reference/resources/organization/...
+# OpenAI: openai/openai-openapi, openapi.yaml (UsageCompletionsResult, UsageResponse,
+# CostsResult, ProjectApiKey, ProjectApiKeyListResponse); pages under
+# https://developers.openai.com/api/reference/resources/organization/
 # =======================================================================================
 
 OPENAI_USAGE_DIMS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier")
-OPENAI_USAGE_SUMS = ("input_tokens", "output_tokens", "input_cached_tokens",
-                     "input_audio_tokens", "output_audio_tokens", "num_model_requests")
+# Every count of UsageCompletionsResult. Since the 2026-07-15 redefinition input_tokens
+# includes cached, cache-write, text, audio and image tokens; the rest are breakdowns.
+OPENAI_USAGE_SUMS = (
+    "input_tokens", "input_cached_tokens", "input_cache_write_tokens",
+    "input_uncached_tokens", "output_tokens", "input_text_tokens", "output_text_tokens",
+    "input_cached_text_tokens", "input_audio_tokens", "input_cached_audio_tokens",
+    "output_audio_tokens", "input_image_tokens", "input_cached_image_tokens",
+    "output_image_tokens", "num_model_requests")
+# The spec's own example (x-oaiMeta of UsageCompletionsResult), served verbatim by tests.
+OPENAI_EXAMPLE_RESULT: dict[str, Any] = {
+    "object": "organization.usage.completions.result",
+    "input_tokens": 5000, "input_cached_tokens": 1800, "input_cache_write_tokens": 200,
+    "input_uncached_tokens": 3000, "output_tokens": 1000, "input_text_tokens": 2500,
+    "output_text_tokens": 800, "input_cached_text_tokens": 1500, "input_audio_tokens": 300,
+    "input_cached_audio_tokens": 100, "output_audio_tokens": 100, "input_image_tokens": 200,
+    "input_cached_image_tokens": 200, "output_image_tokens": 100, "num_model_requests": 5,
+    "project_id": "proj_abc", "user_id": "user-abc", "api_key_id": "key_abc",
+    "model": "gpt-4o-mini-2024-07-18", "batch": False, "service_tier": "default"}
+
+
+def openai_usage_row(start: datetime, *, uncached_text: int, cached_text: int,
+                     cache_write: int, output_text: int, audio_in: int = 0,
+                     cached_audio: int = 0, image_in: int = 0, cached_image: int = 0,
+                     audio_out: int = 0, image_out: int = 0, requests: int = 1,
+                     **dims: Any) -> dict[str, Any]:
+    """A usage row whose totals follow the spec's definitions (used by the fake's data)."""
+    uncached = uncached_text + audio_in + image_in
+    cached = cached_text + cached_audio + cached_image
+    return {
+        "start": start, **dims,
+        "input_tokens": uncached + cached + cache_write, "input_cached_tokens": cached,
+        "input_cache_write_tokens": cache_write, "input_uncached_tokens": uncached,
+        "output_tokens": output_text + audio_out + image_out,
+        "input_text_tokens": uncached_text, "output_text_tokens": output_text,
+        "input_cached_text_tokens": cached_text, "input_audio_tokens": audio_in,
+        "input_cached_audio_tokens": cached_audio, "output_audio_tokens": audio_out,
+        "input_image_tokens": image_in, "input_cached_image_tokens": cached_image,
+        "output_image_tokens": image_out, "num_model_requests": requests}
 OPENAI_WIDTH = {"1m": (60, 1440), "1h": (3600, 168), "1d": (86400, 31)}  # seconds, max limit
 
 
@@ -288,14 +338,18 @@ class FakeOpenAI(FakeProvider):
     async def usage_completions(self, request: web.Request) -> web.Response:
         def build(rows: list[dict[str, Any]], group_by: set[str]) -> list[dict[str, Any]]:
             groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            verbatim = []
             for r in rows:
+                if "verbatim" in r:  # a result exactly as a document shows it
+                    verbatim.append(r["verbatim"])
+                    continue
                 key = tuple(r.get(d) if d in group_by else None for d in OPENAI_USAGE_DIMS)
                 out = groups.setdefault(key, {
                     "object": "organization.usage.completions.result",
                     **dict.fromkeys(OPENAI_USAGE_SUMS, 0),
                     **dict(zip(OPENAI_USAGE_DIMS, key, strict=True))})
                 _sum_into(out, r, OPENAI_USAGE_SUMS)
-            return list(groups.values())
+            return list(groups.values()) + verbatim
 
         return self._buckets(request, self.usage, "start", set(OPENAI_USAGE_DIMS), build,
                              OPENAI_WIDTH, 7)
@@ -315,7 +369,8 @@ class FakeOpenAI(FakeProvider):
                          else sum(Decimal(str(m["value"])) for m in members))
                 out.append({"object": "organization.costs.result",
                             "amount": {"value": value, "currency": "usd"},
-                            "line_item": line_item, "project_id": project})
+                            "line_item": line_item, "project_id": project,
+                            "api_key_id": None, "quantity": None, "quantity_unit": None})
             return out
 
         rows = [{**r, "at": datetime.combine(r["day"], datetime.min.time(), UTC)}
@@ -350,11 +405,22 @@ class FakeOpenAI(FakeProvider):
         project = request.match_info["project_id"]
         if project not in self.api_keys:
             return json_response({"error": {"message": "No such project"}}, status=404)
-        return self._list(request, self.api_keys[project])
+        access = request.query.get("owner_project_access")
+        if access not in (None, "active", "inactive", "any"):
+            return bad_request(f"invalid owner_project_access {access!r}")
+        keys = self.api_keys[project]
+        if access is None or access == "active":
+            # Spec: "If omitted, the endpoint applies its existing membership-based
+            # visibility rules, which may exclude some enabled keys."
+            keys = [k for k in keys if k["owner_project_access"] == "active"]
+        elif access == "inactive":
+            keys = [k for k in keys if k["owner_project_access"] == "inactive"]
+        return self._list(request, keys)
 
     def add_project(self, project_id: str, keys: list[tuple[str, str | None, str | None]],
-                    *, status: str = "active") -> None:
-        """keys: (key id, owner email or None for a service account, owner user id)."""
+                    *, status: str = "active", inactive: tuple[str, ...] = ()) -> None:
+        """keys: (key id, owner email or None for a service account, owner user id);
+        ``inactive``: key ids whose owner no longer has access to the project."""
         self.projects.append({"id": project_id, "object": "organization.project",
                               "name": project_id, "created_at": 1711471533,
                               "archived_at": None, "status": status})
@@ -373,18 +439,35 @@ class FakeOpenAI(FakeProvider):
             out.append({"object": "organization.project.api_key",
                         "redacted_value": "sk-abc...def", "name": key_id,
                         "created_at": 1711471533, "last_used_at": 1711471534, "id": key_id,
+                        "owner_project_access": "inactive" if key_id in inactive else "active",
                         "owner": owner})
         self.api_keys[project_id] = out
 
 
 # =======================================================================================
-# Anthropic Admin API: https://docs.anthropic.com/en/api/admin-api/usage-cost/...
+# Anthropic Admin API, legacy Usage and Cost API:
+#   https://platform.claude.com/docs/en/manage-claude/usage-cost-api
+#   https://platform.claude.com/docs/en/api/admin/usage_report/retrieve_messages
+#   https://platform.claude.com/docs/en/api/admin/cost_report/retrieve
+# Usage and Cost Analytics API (beta header analytics-usage-cost-2026-08-24):
+#   https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api
+#   https://platform.claude.com/docs/en/api/beta/organization/analytics (usage, cost:
+#   rows {starting_at, ending_at, group: {...}, usage | cost: {...}}, ReportPageCursor)
 # =======================================================================================
 
 ANTHROPIC_USAGE_DIMS = ("api_key_id", "workspace_id", "model", "service_tier",
                         "context_window")
 ANTHROPIC_COST_DIMS = ("workspace_id", "description")
 ANTHROPIC_WIDTH = {"1m": (60, 1440), "1h": (3600, 168), "1d": (86400, 31)}
+ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
+# The group fields of an analytics row (null unless grouped on), as the reference lists
+# them for BetaAnalyticsUsageGroup; actor is an object (user, service account or API key).
+ANALYTICS_GROUP = ("actor", "actor_type", "agent_id", "api_key_id", "claude_tag_category",
+                   "claude_tag_user_id", "context_window", "deployment_id", "environment_id",
+                   "inference_geo", "model", "product", "rbac_group_id", "service_tier",
+                   "session_id", "slack_channel_id", "speed", "workspace_id")
+ANALYTICS_COST_GROUP = ("workspace_id", "model", "cost_type", "token_type", "service_tier",
+                        "context_window", "product")
 
 
 class FakeAnthropic(FakeProvider):
@@ -399,8 +482,12 @@ class FakeAnthropic(FakeProvider):
         #   "cost_type", "model", "service_tier", "context_window", "token_type"}
         self.costs: list[dict[str, Any]] = []
         self.claude_code: list[dict[str, Any]] = []  # records exactly as documented
+        # analytics cost rows: {"day", "workspace_id", "model", "cost_type", "token_type",
+        #   "amount": "123.45" (fractional cents)}
+        self.analytics_costs: list[dict[str, Any]] = []
         self.page_buckets = 7
         self.claude_code_page = 2
+        self.analytics_page = 25  # rows per page, below the client's limit: paging
 
     def authorized(self, request: web.Request) -> web.Response | None:
         if request.headers.get("x-api-key") != self.key:
@@ -417,7 +504,84 @@ class FakeAnthropic(FakeProvider):
             web.get("/v1/organizations/usage_report/messages", self.messages),
             web.get("/v1/organizations/cost_report", self.cost_report),
             web.get("/v1/organizations/usage_report/claude_code", self.claude_code_report),
+            web.get("/v1/organizations/analytics/usage", self.analytics_usage),
+            web.get("/v1/organizations/analytics/cost", self.analytics_cost),
         ]
+
+    # --- Usage and Cost Analytics API ----------------------------------------------------
+
+    def _analytics(self, request: web.Request, rows: list[dict[str, Any]], allowed: set[str],
+                   build: Callable[[list[dict[str, Any]]], dict[str, Any]],
+                   body: str) -> web.Response:
+        if request.headers.get("anthropic-beta") != ANALYTICS_BETA:
+            return json_response({"type": "error", "error": {
+                "type": "invalid_request_error",
+                "message": f"this endpoint requires anthropic-beta: {ANALYTICS_BETA}"}},
+                status=400)
+        start = self._time(request, "starting_at")
+        if start is None:
+            return bad_request("starting_at is required")
+        end = self._time(request, "ending_at") or start + timedelta(days=31)
+        width_name = request.query.get("time_bucket_width", "1d")
+        if width_name not in ANTHROPIC_WIDTH:
+            return bad_request(f"time_bucket_width {width_name!r} is not supported")
+        width = ANTHROPIC_WIDTH[width_name][0]
+        limit = _int_param(request, "limit") or 20
+        if not 1 <= limit <= 1000:
+            return bad_request("limit must be between 1 and 1000")
+        if "group_by" in request.query:
+            return bad_request("unknown parameter group_by (use group_by[])")
+        group_by = set(request.query.getall("group_by[]", []))
+        if not group_by <= allowed:
+            return bad_request(f"invalid group_by[] {sorted(group_by - allowed)}")
+        out = []
+        for b in range(ts(start), ts(end), width):
+            inside = [r for r in rows if b <= ts(r["start"]) < b + width]
+            groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in inside:
+                groups[json.dumps([r.get(d) if d in group_by else None
+                                   for d in sorted(allowed)])].append(r)
+            bucket = []
+            for members in groups.values():
+                group = {d: (members[0].get(d) if d in group_by else None)
+                         for d in (ANALYTICS_GROUP if body == "usage" else allowed)}
+                bucket.append({"starting_at": rfc3339(datetime.fromtimestamp(b, UTC)),
+                               "ending_at": rfc3339(datetime.fromtimestamp(b + width, UTC)),
+                               "group": group, body: build(members)})
+            # Largest first, as the docs say rows are ordered.
+            bucket.sort(key=lambda row: -row[body].get("total_tokens", 0)
+                        if body == "usage" else 0)
+            out.extend(bucket)
+        return cursor_slice(request, out, min(limit, self.analytics_page))
+
+    async def analytics_usage(self, request: web.Request) -> web.Response:
+        def build(members: list[dict[str, Any]]) -> dict[str, Any]:
+            g: dict[str, Any] = {}
+            for r in members:
+                _sum_into(g, r, ("uncached_input_tokens", "output_tokens",
+                                 "cache_read_input_tokens", "cache_1h", "cache_5m",
+                                 "web_search_requests", "requests"))
+            total = (g["uncached_input_tokens"] + g["output_tokens"]
+                     + g["cache_read_input_tokens"] + g["cache_1h"] + g["cache_5m"])
+            return {"uncached_input_tokens": g["uncached_input_tokens"],
+                    "cache_creation": {"ephemeral_1h_input_tokens": g["cache_1h"],
+                                       "ephemeral_5m_input_tokens": g["cache_5m"]},
+                    "cache_read_input_tokens": g["cache_read_input_tokens"],
+                    "output_tokens": g["output_tokens"],
+                    "server_tool_use": {"web_search_requests": g["web_search_requests"]},
+                    "requests": g["requests"], "total_tokens": total}
+
+        return self._analytics(request, self.usage, set(ANALYTICS_GROUP), build, "usage")
+
+    async def analytics_cost(self, request: web.Request) -> web.Response:
+        def build(members: list[dict[str, Any]]) -> dict[str, Any]:
+            cents = sum((Decimal(m["amount"]) for m in members), Decimal(0))
+            return {"amount": str(cents), "currency": "USD", "list_amount": str(cents),
+                    "requests": None}
+
+        rows = [{**r, "start": datetime.combine(r["day"], datetime.min.time(), UTC)}
+                for r in self.analytics_costs]
+        return self._analytics(request, rows, set(ANALYTICS_COST_GROUP), build, "cost")
 
     @staticmethod
     def _time(request: web.Request, name: str) -> datetime | None:
@@ -516,12 +680,7 @@ class FakeAnthropic(FakeProvider):
         if not 1 <= limit <= 1000:
             return bad_request("limit must be between 1 and 1000")
         rows = [r for r in self.claude_code if r["date"][:10] == day]
-        first = offset_of(request.query.get("page"))
-        page = rows[first : first + min(limit, self.claude_code_page)]
-        nxt = first + len(page)
-        more = nxt < len(rows)
-        return json_response({"data": page, "has_more": more,
-                              "next_page": cursor(nxt) if more else None})
+        return cursor_slice(request, rows, min(limit, self.claude_code_page))
 
 
 def claude_code_record(day: str, actor: dict[str, str], customer_type: str,
@@ -548,13 +707,22 @@ def claude_code_record(day: str, actor: dict[str, str], customer_type: str,
 
 
 # =======================================================================================
-# LiteLLM proxy: litellm/proxy/spend_tracking/spend_management_endpoints.py and
-# litellm/proxy/management_endpoints/internal_user_endpoints.py (BerriAI/litellm)
+# LiteLLM proxy (BerriAI/litellm, as released on PyPI: litellm 1.110.x):
+#   litellm/proxy/spend_tracking/spend_management_endpoints.py (view_spend_logs,
+#     ui_view_spend_logs for /spend/logs/v2, _build_ui_spend_logs_response),
+#   litellm/proxy/management_endpoints/internal_user_endpoints.py (/user/list,
+#     /user/daily/activity), daily_activity_routes.py (/user/daily/activity/aggregated),
+#   litellm/repositories/daily_activity_repository.py (page order: date desc, id asc),
+#   litellm/proxy/schema.prisma (LiteLLM_SpendLogs: no email column).
 # =======================================================================================
+
+V2_MAX_PAGE_SIZE = 1000  # fastapi.Query(le=1000)
+LEGACY_ROW_CAP = 10_000  # "Row results are capped at 10,000 most recent entries"
 
 
 class FakeLiteLLM(FakeProvider):
-    """/spend/logs (raw rows; or the legacy per-day summary) and /user/daily/activity."""
+    """/spend/logs (raw rows; or the legacy per-day summary), /spend/logs/v2, /user/list,
+    /user/daily/activity and /user/daily/activity/aggregated."""
 
     schema_break: ClassVar[Any] = {"logs": "not a list"}
 
@@ -567,7 +735,14 @@ class FakeLiteLLM(FakeProvider):
         self.daily: list[dict[str, Any]] = []
         self.legacy_summary = False  # an older proxy: /spend/logs always aggregates
         self.nested = True  # breakdown entries as {metrics, metadata} (current source)
-        self.page_size_cap = 3  # serve fewer rows than asked: one date spans pages
+        self.has_v2 = True  # an older proxy answers 404 for /spend/logs/v2
+        self.has_aggregated = True  # ... and for /user/daily/activity/aggregated
+        self.legacy_cap = LEGACY_ROW_CAP
+        self.users: list[dict[str, Any]] = []  # LiteLLM_UserTable rows: user_id, user_email
+        # Called with the page number before /user/daily/activity answers a page: a test
+        # writes a row between two page reads, as a live proxy does.
+        self.before_daily_page: Callable[[int], None] | None = None
+        self._tie_seed = 0
 
     def authorized(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") == f"Bearer {self.key}":
@@ -579,7 +754,70 @@ class FakeLiteLLM(FakeProvider):
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/spend/logs", self.spend),
-                web.get("/user/daily/activity", self.user_daily)]
+                web.get("/spend/logs/v2", self.spend_v2),
+                web.get("/user/list", self.user_list),
+                web.get("/user/daily/activity", self.user_daily),
+                web.get("/user/daily/activity/aggregated", self.user_daily_aggregated)]
+
+    @staticmethod
+    def not_found() -> web.Response:
+        return json_response({"detail": "Not Found"}, status=404)  # FastAPI's own 404
+
+    async def spend_v2(self, request: web.Request) -> web.Response:
+        if not self.has_v2:
+            return self.not_found()
+        start, end = request.query.get("start_date"), request.query.get("end_date")
+        if start is None or end is None:
+            return bad_request("Start date and end date are required")
+        try:
+            lo, hi = (datetime.strptime(v.strip(), fmt).replace(tzinfo=UTC)
+                      for v, fmt in ((start, "%Y-%m-%d %H:%M:%S" if " " in start
+                                      else "%Y-%m-%d"),
+                                     (end, "%Y-%m-%d %H:%M:%S" if " " in end
+                                      else "%Y-%m-%d")))
+        except ValueError:
+            return bad_request("Invalid date format: expected 'YYYY-MM-DD' or "
+                               "'YYYY-MM-DD HH:MM:SS'")
+        page = _int_param(request, "page") or 1
+        size = _int_param(request, "page_size") or 50
+        if page < 1 or not 1 <= size <= V2_MAX_PAGE_SIZE:
+            return json_response({"detail": "page >= 1, 1 <= page_size <= 1000"}, status=422)
+        if request.query.get("sort_by", "startTime") != "startTime":
+            return bad_request("this fake sorts by startTime only")
+        inside = [r for r in self.spend_logs if lo <= _parse(r["startTime"]) <= hi]
+        # ORDER BY "startTime" LIMIT/OFFSET: rows sharing a startTime come in no set
+        # order, and the order can differ from one query to the next.
+        self._tie_seed += 1
+        shuffle = Random(self._tie_seed).random
+        desc = request.query.get("sort_order", "desc") == "desc"
+        ordered = sorted(inside, key=lambda r: (
+            -_parse(r["startTime"]).timestamp() if desc else _parse(r["startTime"]).timestamp(),
+            shuffle()))
+        total = min(len(ordered), 10_000)
+        chunk = ordered[(page - 1) * size : page * size]
+        listed = [{k: v for k, v in r.items() if k not in ("messages", "response",
+                                                            "proxy_server_request")}
+                  for r in chunk]
+        return json_response({"data": listed, "total": total, "page": page, "page_size": size,
+                              "total_pages": -(-total // size), "total_is_capped":
+                              len(ordered) > 10_000})
+
+    async def user_list(self, request: web.Request) -> web.Response:
+        page = _int_param(request, "page") or 1
+        size = _int_param(request, "page_size") or 25
+        if page < 1 or not 1 <= size <= 100:
+            return json_response({"detail": "page >= 1, 1 <= page_size <= 100"}, status=422)
+        users = sorted(self.users, key=lambda u: u["user_id"],
+                       reverse=request.query.get("sort_order", "asc") == "desc")
+        if request.query.get("sort_by") not in (None, "user_id"):
+            return bad_request("this fake sorts by user_id only")
+        chunk = users[(page - 1) * size : page * size]
+        return json_response({
+            "users": [{"user_id": u["user_id"], "user_email": u.get("user_email"),
+                       "user_alias": None, "user_role": "internal_user", "spend": 0.0,
+                       "max_budget": None, "teams": [], "key_count": 1} for u in chunk],
+            "total": len(users), "page": page, "page_size": size,
+            "total_pages": -(-len(users) // size)})
 
     def forever_body(self, request: web.Request, n: int) -> Any:
         return {"results": [], "metadata": {"page": n, "total_pages": n + 1, "has_more": True}}
@@ -600,8 +838,11 @@ class FakeLiteLLM(FakeProvider):
         summarize = request.query.get("summarize", "true").lower() != "false"
         if self.legacy_summary or summarize:
             return json_response(self._summary(inside))
-        return json_response(sorted(inside, key=lambda r: _parse(r["startTime"]),
-                                    reverse=True))
+        newest = sorted(inside, key=lambda r: _parse(r["startTime"]), reverse=True)
+        response = json_response(newest[: self.legacy_cap])
+        if len(newest) >= self.legacy_cap:  # _find_spend_logs: take=cap rows, then flags it
+            response.headers["x-litellm-spend-logs-truncated"] = "true"
+        return response
 
     @staticmethod
     def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -621,10 +862,29 @@ class FakeLiteLLM(FakeProvider):
         size = _int_param(request, "page_size") or 50
         if page < 1 or not 1 <= size <= 1000:
             return bad_request("page >= 1 and 1 <= page_size <= 1000")
-        size = min(size, self.page_size_cap)
+        if self.before_daily_page is not None:
+            self.before_daily_page(page)
+        # daily_rows(): order=({"date": "desc"}, {"id": "asc"}) — ids in insertion order.
         rows = sorted((r for r in self.daily if start <= r["date"].isoformat() <= end),
-                      key=lambda r: (r["date"], r["model"], r["user_id"]), reverse=True)
+                      key=lambda r: (-r["date"].toordinal(), self.daily.index(r)))
         chunk = rows[(page - 1) * size : page * size]
+        total = len(rows)
+        return json_response(self._daily_body(chunk, page, max(-(-total // size), 1),
+                                              page * size < total))
+
+    async def user_daily_aggregated(self, request: web.Request) -> web.Response:
+        if not self.has_aggregated:
+            return self.not_found()
+        start, end = request.query.get("start_date"), request.query.get("end_date")
+        if not start or not end:
+            return bad_request("Please provide start_date and end_date")
+        rows = [r for r in self.daily if start <= r["date"].isoformat() <= end]
+        # "the same response shape as the paginated endpoint with page metadata set to
+        # single-page"
+        return json_response(self._daily_body(rows, 1, 1, False))
+
+    def _daily_body(self, chunk: list[dict[str, Any]], page: int, pages: int,
+                    more: bool) -> dict[str, Any]:
         results: dict[date, dict[str, Any]] = {}
         metric_names = ("spend", "prompt_tokens", "completion_tokens",
                         "cache_read_input_tokens", "cache_creation_input_tokens",
@@ -638,12 +898,10 @@ class FakeLiteLLM(FakeProvider):
             entry = models.setdefault(r["model"], {"metrics": {}, "metadata": {}}
                                       if self.nested else {})
             _sum_into(entry["metrics"] if self.nested else entry, r, metric_names)
-        total = len(rows)
-        pages = max(-(-total // size), 1)
-        return json_response({"results": list(results.values()), "metadata": {
+        return {"results": list(results.values()), "metadata": {
             "total_spend": sum((Decimal(str(r["spend"])) for r in chunk), Decimal(0)),
             "total_api_requests": sum(r["api_requests"] for r in chunk),
-            "page": page, "total_pages": pages, "has_more": page * size < total}})
+            "page": page, "total_pages": pages, "has_more": more}}
 
 
 def _parse(text: str) -> datetime:

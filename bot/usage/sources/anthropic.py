@@ -1,16 +1,31 @@
-"""Anthropic Admin API: Messages usage report, cost report and Claude Code usage report.
+"""Anthropic Admin API: usage and cost, and the Claude Code usage report.
 
-- Messages usage (``/v1/organizations/usage_report/messages``) grouped by API key,
-  workspace and model; priced from the price table (no cost at this grain).
-- Cost report (``/v1/organizations/cost_report``): billed amounts, for reconciliation.
-- Claude Code report (``/v1/organizations/usage_report/claude_code``): per-user, per-day,
-  per-model tokens with an estimated cost; stored as source ``claude_code`` (agentic by
-  definition). Only subscription-billed rows are kept — see ``_claude_code_rows``.
+Two ways to read Messages usage and cost (``sources.anthropic.api``):
+
+- ``analytics`` (default): the Usage and Cost Analytics API (beta header
+  ``anthropic-beta: analytics-usage-cost-2026-08-24``), ``GET /v1/organizations/analytics/
+  usage`` and ``.../analytics/cost``, grouped by actor (the user or service account behind
+  each request: per-person attribution by email), API key, workspace, model, service tier,
+  context window and product.
+  https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api
+  https://platform.claude.com/docs/en/api/beta/organization/analytics
+- ``legacy``: the Usage and Cost API the docs now mark legacy,
+  ``/v1/organizations/usage_report/messages`` grouped by API key, workspace, model, service
+  tier and context window, and ``/v1/organizations/cost_report``.
+  https://platform.claude.com/docs/en/manage-claude/usage-cost-api
+
+Either way the records carry the billed dimensions (1-hour cache writes, web searches,
+batch/priority tier, the long-context band) so the price table prices each at its rate.
+The two APIs key their rows differently: a window pulled with the other one is replaced
+whole (``replaces_window``), never added to.
+
+Claude Code report (``/v1/organizations/usage_report/claude_code``): per-user, per-day,
+per-model tokens with an estimated cost; stored as source ``claude_code`` (agentic by
+definition). Only subscription-billed rows are kept — see ``_claude_code_rows``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -18,14 +33,18 @@ from typing import Any
 
 from bot.config.models import AnthropicSource
 from bot.money import to_micros
-from bot.usage.pull import CostRow, Discovered, WindowData
-from bot.usage.record import RawUsage, record_key
+from bot.usage.pricing import normal_tier
+from bot.usage.record import Billing, RawUsage, record_key
+from bot.usage.sources.base import CostRow, WindowData
 from bot.usage.sources.http import (
+    ApiConnector,
+    Bucket,
     Page,
     PayloadError,
     SourceClient,
     amount,
     arr,
+    bucket_page,
     count,
     cursor_page,
     iso_time,
@@ -37,61 +56,109 @@ from bot.usage.sources.http import (
 SOURCE = "anthropic"
 CLAUDE_CODE = "claude_code"
 API_VERSION = "2023-06-01"
+ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
 USAGE_PATH = "/v1/organizations/usage_report/messages"
 COSTS_PATH = "/v1/organizations/cost_report"
 CLAUDE_CODE_PATH = "/v1/organizations/usage_report/claude_code"
-GROUP_BY = ("api_key_id", "workspace_id", "model")
+ANALYTICS_USAGE_PATH = "/v1/organizations/analytics/usage"
+ANALYTICS_COST_PATH = "/v1/organizations/analytics/cost"
+GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier", "context_window")
 COST_GROUP_BY = ("workspace_id", "description")
+ANALYTICS_GROUP_BY = ("actor", "api_key_id", "workspace_id", "model", "service_tier",
+                      "context_window", "product")
+ANALYTICS_COST_GROUP_BY = ("workspace_id", "model", "cost_type", "token_type")
+ANALYTICS_PAGE = 100  # rows per page (the analytics API pages rows, not buckets)
 DAY = timedelta(days=1)
 BUCKETS = {"1h": timedelta(hours=1), "1d": DAY}
 CLAUDE_CODE_PAGE = 1000  # records per page, the documented maximum
+STANDARD_CONTEXT = frozenset({"0-200k"})
 
 
 def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class AnthropicConnector:
+def _billing(r: dict[str, Any], where: str, tier: str | None,
+             context_window: str | None) -> tuple[Billing, int, int]:
+    """The billed dimensions both APIs report the same way; returns it with the 1-hour +
+    5-minute cache writes total and the web searches."""
+    cache = obj(r.get("cache_creation") or {}, f"{where}.cache_creation")
+    write_1h = count(cache, "ephemeral_1h_input_tokens", f"{where}.cache_creation")
+    write_5m = count(cache, "ephemeral_5m_input_tokens", f"{where}.cache_creation")
+    tools = obj(r.get("server_tool_use") or {}, f"{where}.server_tool_use")
+    searches = count(tools, "web_search_requests", f"{where}.server_tool_use")
+    billing = Billing(cache_write_1h=write_1h, web_search_requests=searches,
+                      tier=normal_tier(tier),
+                      long_context=bool(context_window)
+                      and context_window not in STANDARD_CONTEXT)
+    return billing, write_1h + write_5m, searches
+
+
+def _dims(billing: Billing, context_window: str | None) -> tuple[str, ...]:
+    """Key parts for a non-standard tier or context band only: standard rows keep the
+    key they had before these were grouped on, so a re-pull replaces them."""
+    parts: tuple[str, ...] = (billing.tier,) if billing.tier else ()
+    if billing.long_context:
+        parts += (f"ctx:{context_window}",)
+    return parts
+
+
+class AnthropicConnector(ApiConnector):
     name = SOURCE
+    skipped_what = "Claude Code row(s)"
 
     def __init__(self, cfg: AnthropicSource, key: str):
-        self.cfg = cfg
+        super().__init__(cfg, key)
+        self.cfg: AnthropicSource = cfg
         self.width = cfg.bucket_width
         self.bucket = BUCKETS[cfg.bucket_width]
         self.reconciles = cfg.reconcile_costs
-        self.client = SourceClient(
-            SOURCE, cfg.base_url, {"x-api-key": key, "anthropic-version": API_VERSION},
+        self.analytics = cfg.api == "analytics"
+        # The analytics endpoints need the beta header; the others are sent without it.
+        self.beta = SourceClient(
+            SOURCE, cfg.base_url, {**self.auth_headers(key), "anthropic-beta": ANALYTICS_BETA},
             key_env=cfg.key_env, secret=key, timeout=cfg.timeout_seconds,
             max_pages=cfg.max_pages)
 
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key, "anthropic-version": API_VERSION}
+
     async def __aenter__(self) -> AnthropicConnector:
-        await self.client.__aenter__()
+        await super().__aenter__()
+        await self.beta.__aenter__()
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await self.client.__aexit__(et, e, tb)
+        await self.beta.__aexit__(et, e, tb)
+        await super().__aexit__(et, e, tb)
 
     async def probe(self, now: datetime) -> str:
         day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - DAY
-        params: list[tuple[str, str | int]] = [("starting_at", rfc3339(day)),
-                                               ("bucket_width", "1d"), ("limit", 1)]
-        await self.client.get(USAGE_PATH, params, lambda p: _usage_page(p, "1d"))
-        return f"usage report answered; admin key in {self.cfg.key_env} accepted"
-
-    async def discover(self) -> list[Discovered]:
-        return []  # the Admin API lists keys by name and creator id, not by owner email
-
-    def skipped_note(self, reason: str, rows: int) -> str:
-        return f"{rows} Claude Code row(s) skipped: {reason}"
+        if self.analytics:
+            await self.beta.get(ANALYTICS_USAGE_PATH, [
+                ("starting_at", rfc3339(day)), ("ending_at", rfc3339(day + DAY)),
+                ("time_bucket_width", "1d"), ("limit", 1)],
+                lambda p: _analytics_page(p, "1d"))
+            return (f"Usage and Cost Analytics API answered (api: analytics, beta "
+                    f"{ANALYTICS_BETA}); admin key in {self.cfg.key_env} accepted")
+        await self.client.get(USAGE_PATH, [("starting_at", rfc3339(day)),
+                                           ("bucket_width", "1d"), ("limit", 1)],
+                              lambda p: _usage_page(p, "1d"))
+        return (f"legacy usage report answered (api: legacy); admin key in "
+                f"{self.cfg.key_env} accepted")
 
     async def fetch_window(self, start: datetime, end: datetime) -> WindowData:
         data = WindowData()
-        await self._usage(start, end, data)
+        if self.analytics:
+            await self._analytics_usage(start, end, data)
+        else:
+            await self._usage(start, end, data)
         if self.cfg.claude_code:
             await self._claude_code(start.date(), end, data)  # windows never span midnight
         if self.reconciles:
-            data.costs = await self._costs(start)
+            data.costs = await (self._analytics_costs(start) if self.analytics
+                                else self._costs(start))
         return data
 
     async def _usage(self, start: datetime, end: datetime, data: WindowData) -> None:
@@ -100,12 +167,18 @@ class AnthropicConnector:
             ("bucket_width", self.width), ("limit", max(int((end - start) / self.bucket), 1)),
             *(("group_by[]", g) for g in GROUP_BY),  # bracket form, as in the doc's curl
         ]
-        async for page in self.client.pages(USAGE_PATH, params,
-                                            lambda p: _usage_page(p, self.width)):
-            for b_end, records in page:
-                data.records.extend(records)
-                if records:
-                    data.saw(SOURCE, b_end)
+        await self.collect(data, SOURCE, USAGE_PATH, params,
+                           lambda p: _usage_page(p, self.width))
+
+    async def _analytics_usage(self, start: datetime, end: datetime, data: WindowData
+                               ) -> None:
+        params: list[tuple[str, str | int]] = [
+            ("starting_at", rfc3339(start)), ("ending_at", rfc3339(end)),
+            ("time_bucket_width", self.width), ("limit", ANALYTICS_PAGE),
+            *(("group_by[]", g) for g in ANALYTICS_GROUP_BY),
+        ]
+        await self.collect(data, SOURCE, ANALYTICS_USAGE_PATH, params,
+                           lambda p: _analytics_page(p, self.width), client=self.beta)
 
     async def _costs(self, start: datetime) -> list[CostRow]:
         # Whole UTC days only; today's partial amount is replaced when the day is re-pulled.
@@ -127,31 +200,128 @@ class AnthropicConnector:
             for key, (item, cents) in totals.items()
         ]
 
+    async def _analytics_costs(self, start: datetime) -> list[CostRow]:
+        day0 = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        params: list[tuple[str, str | int]] = [
+            ("starting_at", rfc3339(day0)), ("ending_at", rfc3339(day0 + DAY)),
+            ("time_bucket_width", "1d"), ("limit", ANALYTICS_PAGE),
+            *(("group_by[]", g) for g in ANALYTICS_COST_GROUP_BY),
+        ]
+        totals: dict[tuple[Any, ...], Decimal] = {}
+        async for page in self.beta.pages(ANALYTICS_COST_PATH, params, _analytics_cost_page):
+            for key, cents in page:
+                totals[key] = totals.get(key, Decimal(0)) + cents
+        return [
+            CostRow(record_key("anthropic-analytics-cost", *key), key[0], key[1],
+                    " ".join(p for p in key[2:] if p) or None, to_micros(cents / 100))
+            for key, cents in totals.items()
+        ]
+
     async def _claude_code(self, day: date, end: datetime, data: WindowData) -> None:
         params: list[tuple[str, str | int]] = [("starting_at", day.isoformat()),
                                                ("limit", CLAUDE_CODE_PAGE)]
-        merged: dict[bytes, RawUsage] = {}
         async for page in self.client.pages(CLAUDE_CODE_PATH, params, _claude_code_page):
             for row in page:
                 if isinstance(row, str):
                     data.skipped[row] += 1
                     continue
-                old = merged.get(row.key)
-                merged[row.key] = row if old is None else _summed(old, row)
+                data.add(row)  # rows with one key (a dimension we do not key on) are summed
                 data.saw(CLAUDE_CODE, min(datetime.combine(day, datetime.min.time(), UTC)
                                           + DAY, end))
-        data.records.extend(merged.values())
 
 
-def _summed(a: RawUsage, b: RawUsage) -> RawUsage:
-    """Two report rows with the same natural key (e.g. a new dimension we do not key on)
-    are added, never overwritten, so no usage is lost."""
-    return replace(
-        a, input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
-        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
-        cost_micros=(a.cost_micros or 0) + (b.cost_micros or 0))
+# --- Usage and Cost Analytics API (beta) ------------------------------------------------
+# https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api
+# https://platform.claude.com/docs/en/api/beta/organization/analytics (usage, cost)
+# {"data": [{"starting_at": "2026-09-03T00:00:00Z", "ending_at": "2026-09-04T00:00:00Z",
+#   "group": {"actor": {"type": "user_actor", "user_id": "user_...", "email_address":
+#     "...", "name": "...", "deleted": false} | {"type": "service_account_actor",
+#     "service_account_id": "..."} | {"type": "api_actor", "api_key_id": "..."},
+#     "api_key_id", "workspace_id", "model", "service_tier", "context_window", "product",
+#     ... (null when not grouped on)},
+#   "usage": {"uncached_input_tokens", "cache_creation": {"ephemeral_1h_input_tokens",
+#     "ephemeral_5m_input_tokens"}, "cache_read_input_tokens", "output_tokens",
+#     "server_tool_use": {"web_search_requests"}, "requests", "total_tokens"}}],
+#  "has_more": true, "next_page": "page_..."}
+# Cost rows: {"starting_at", "ending_at", "group": {...}, "cost": {"amount" (fractional
+# cents, post-discount, pre-credit), "currency": "USD", "list_amount", "requests"}}.
+ACTOR_IDS = (("email_address", "email"), ("user_id", "anthropic:users"),
+             ("service_account_id", "anthropic:users"), ("api_key_id", None))
+
+
+def _analytics_page(payload: Any, width: str) -> Page[Bucket]:
+    return cursor_page(payload, "response",
+                       lambda row, where: [_analytics_row(row, where, width)])
+
+
+def _actor(group: dict[str, Any], where: str) -> tuple[str | None, str, str | None]:
+    """(user, user kind, api key) for the actor a row is attributed to."""
+    actor = group.get("actor")
+    if actor is None:
+        return None, "email", None
+    actor = obj(actor, f"{where}.actor")
+    for name, kind in ACTOR_IDS:
+        value = text(actor, name, f"{where}.actor")
+        if value:
+            return (None, "email", value) if kind is None else (value, kind, None)
+    raise PayloadError(f"{where}.actor: no email_address, user_id, service_account_id or "
+                       "api_key_id")
+
+
+def _analytics_row(value: Any, where: str, width: str) -> Bucket:
+    row = obj(value, where)
+    start, end = _span(row, where)
+    group = obj(row.get("group") or {}, f"{where}.group")
+    usage = obj(row.get("usage"), f"{where}.usage")
+    gw = f"{where}.group"
+    tier, window = text(group, "service_tier", gw), text(group, "context_window", gw)
+    billing, writes, _ = _billing(usage, f"{where}.usage", tier, window)
+    user, kind, actor_key = _actor(group, gw)
+    api_key = text(group, "api_key_id", gw) or actor_key
+    workspace, model = text(group, "workspace_id", gw), text(group, "model", gw)
+    product = text(group, "product", gw)
+    return end, [RawUsage(
+        key=record_key(SOURCE, "analytics", width, start.isoformat(), user, api_key,
+                       workspace, model, product, *_dims(billing, window)),
+        source=SOURCE,
+        occurred_at=occurred(start, width),
+        provider="anthropic",
+        model=(model or "unknown")[:128],
+        input_tokens=count(usage, "uncached_input_tokens", f"{where}.usage", required=True),
+        output_tokens=count(usage, "output_tokens", f"{where}.usage", required=True),
+        cache_read_tokens=count(usage, "cache_read_input_tokens", f"{where}.usage"),
+        cache_write_tokens=writes,
+        requests=count(usage, "requests", f"{where}.usage"),
+        user=user,
+        user_kind=kind,
+        api_key=api_key,
+        workspace=workspace,
+        product=product.strip().lower().replace(" ", "_").replace("-", "_")[:64]
+        if product else None,
+        billing=billing,
+    )]
+
+
+CostKey = tuple[Any, ...]
+
+
+def _analytics_cost_page(payload: Any) -> Page[tuple[CostKey, Decimal]]:
+    return cursor_page(payload, "response", _analytics_cost_row)
+
+
+def _analytics_cost_row(value: Any, where: str) -> list[tuple[CostKey, Decimal]]:
+    row = obj(value, where)
+    day = iso_time(row, "starting_at", where).date()
+    group = obj(row.get("group") or {}, f"{where}.group")
+    cost = obj(row.get("cost"), f"{where}.cost")
+    currency = (text(cost, "currency", f"{where}.cost") or "USD").upper()
+    if currency != "USD":
+        raise PayloadError(f"{where}.cost.currency: {currency!r} (only USD is supported)")
+    cents = amount(cost.get("amount"), f"{where}.cost.amount")
+    gw = f"{where}.group"
+    key = (day, text(group, "workspace_id", gw), text(group, "model", gw),
+           text(group, "cost_type", gw), text(group, "token_type", gw))
+    return [(key, cents)]
 
 
 # --- Messages usage report -------------------------------------------------------------
@@ -162,31 +332,26 @@ def _summed(a: RawUsage, b: RawUsage) -> RawUsage:
 #     "ephemeral_1h_input_tokens": 1000, "ephemeral_5m_input_tokens": 500},
 #     "cache_read_input_tokens": 200, "output_tokens": 500,
 #     "server_tool_use": {"web_search_requests": 10}, "api_key_id": "apikey_...",
-#     "workspace_id": "wrkspc_...", "model": "claude-sonnet-4-20250514", ...}]}],
+#     "workspace_id": "wrkspc_...", "model": "claude-sonnet-4-20250514",
+#     "service_tier": "standard", "context_window": "0-200k"}]}],
 #  "has_more": true, "next_page": "page_..."}
-UsageBucket = tuple[datetime, list[RawUsage]]
+def _usage_page(payload: Any, width: str) -> Page[Bucket]:
+    return bucket_page(payload, width, _span, _usage_record)
 
 
-def _usage_page(payload: Any, width: str) -> Page[UsageBucket]:
-    return cursor_page(payload, "response", lambda b, where: [_usage_bucket(b, where, width)])
-
-
-def _usage_bucket(value: Any, where: str, width: str) -> UsageBucket:
-    bucket = obj(value, where)
-    start = iso_time(bucket, "starting_at", where)
-    end = iso_time(bucket, "ending_at", where)
-    results = arr(bucket.get("results", []), f"{where}.results")
-    return end, [_usage_record(r, f"{where}.results[{i}]", start, width)
-                 for i, r in enumerate(results)]
+def _span(row: dict[str, Any], where: str) -> tuple[datetime, datetime]:
+    return iso_time(row, "starting_at", where), iso_time(row, "ending_at", where)
 
 
 def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsage:
     r = obj(value, where)
-    cache = obj(r.get("cache_creation") or {}, f"{where}.cache_creation")
     api_key, workspace = text(r, "api_key_id", where), text(r, "workspace_id", where)
     model = text(r, "model", where)
+    tier, window = text(r, "service_tier", where), text(r, "context_window", where)
+    billing, writes, _ = _billing(r, where, tier, window)
     return RawUsage(
-        key=record_key(SOURCE, width, start.isoformat(), api_key, workspace, model),
+        key=record_key(SOURCE, width, start.isoformat(), api_key, workspace, model,
+                       *_dims(billing, window)),
         source=SOURCE,
         occurred_at=occurred(start, width),
         provider="anthropic",
@@ -194,15 +359,13 @@ def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsa
         input_tokens=count(r, "uncached_input_tokens", where, required=True),
         output_tokens=count(r, "output_tokens", where, required=True),
         cache_read_tokens=count(r, "cache_read_input_tokens", where),
-        # 1-hour and 5-minute cache writes together; the price table has one write rate
-        # (the 5-minute one), so 1-hour writes are priced low — the cost report shows it.
-        cache_write_tokens=(count(cache, "ephemeral_1h_input_tokens", where)
-                            + count(cache, "ephemeral_5m_input_tokens", where)),
+        cache_write_tokens=writes,  # 1-hour + 5-minute; billing holds the 1-hour part
         # The report has no request counts at all (only web_search_requests). Web searches
         # are not mapped to tool_calls either: one search would mark a whole bucket agentic.
         requests=0,
         api_key=api_key,  # null for Console (Workbench) usage
         workspace=workspace,  # null for the default workspace
+        billing=billing,
     )
 
 

@@ -1,4 +1,9 @@
-"""Shared HTTP plumbing for the provider connectors (OpenAI, Anthropic, LiteLLM).
+"""Shared HTTP plumbing and lifecycle for the provider connectors.
+
+``ApiConnector`` is what every connector shares: one ``SourceClient`` per pull built from
+its ``sources.<name>`` config and key, ``async with`` around the pull, and a helper that
+reads a bucketed report page by page. The checkpoint and the one-transaction window live
+in the orchestration (``bot/usage/pull.py``), so a connector only fetches.
 
 One ``SourceClient`` per pull: base URL and auth headers from app.yaml / env, retries
 (429 honours ``Retry-After``; 5xx and connection errors back off exponentially), JSON
@@ -19,11 +24,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import httpx
 
-from bot.usage.pull import PullError
+from bot.config.models import SourceBase
+from bot.usage.record import RawUsage
+from bot.usage.sources.base import Discovered, PullError, WindowData
 
 log = logging.getLogger("tokencoach.sources")
 
@@ -99,26 +107,43 @@ class SourceClient:
 
     async def get(self, path: str, params: Params, parse: Callable[[Any], T]) -> T:
         """GET ``path``, retrying what is worth retrying, and parse the JSON body."""
-        payload = await self.get_json(path, params)
+        return self.parsed(path, await self.request("GET", path, params=params), parse)
+
+    async def get_json(self, path: str, params: Params) -> Any:
+        return self.decode(path, await self.request("GET", path, params=params))
+
+    async def post_json(self, path: str, body: Mapping[str, Any],
+                        parse: Callable[[Any], T]) -> T:
+        """POST a JSON body (Cursor's Admin API reads its filters from the body)."""
+        return self.parsed(path, await self.request("POST", path, body=body), parse)
+
+    def parsed(self, path: str, response: httpx.Response, parse: Callable[[Any], T]) -> T:
+        """A response's JSON through ``parse``; a wrong shape is a PullError naming it."""
+        payload = self.decode(path, response)
         try:
             return parse(payload)
         except PayloadError as exc:
             raise self.fail(path, f"answered an unexpected shape: {exc}") from None
 
-    async def get_json(self, path: str, params: Params) -> Any:
+    async def request(self, method: str, path: str, *, params: Params = (),
+                      body: Mapping[str, Any] | None = None,
+                      ok: Sequence[int] = ()) -> httpx.Response:
+        """One request, retried on 429 (honouring Retry-After), 5xx and connection errors.
+        A 2xx, or a status listed in ``ok``, is returned; anything else raises."""
         assert self._http is not None and self.retry is not None, "use `async with`"
         policy = self.retry
         last = "no attempt made"
         for attempt in range(1, policy.attempts + 1):
             try:
-                response = await self._http.get(path, params=list(params))
+                response = await self._http.request(method, path, params=list(params),
+                                                    json=body)
             except httpx.TransportError as exc:
                 last = f"could not be reached ({type(exc).__name__}: {str(exc) or 'no detail'})"
                 delay = self._backoff(attempt)
             else:
                 status = response.status_code
-                if 200 <= status < 300:
-                    return self._decode(path, response)
+                if 200 <= status < 300 or status in ok:
+                    return response
                 if status == 429:
                     delay = self._retry_after(path, response, attempt)
                     last = "answered 429 Too Many Requests"
@@ -174,7 +199,7 @@ class SourceClient:
         text = f"answered {status} {response.reason_phrase}"
         return self.fail(path, f"{text}: {detail}" if detail else text)
 
-    def _decode(self, path: str, response: httpx.Response) -> Any:
+    def decode(self, path: str, response: httpx.Response) -> Any:
         try:
             return json.loads(response.content, parse_float=Decimal)
         except json.JSONDecodeError as exc:
@@ -214,6 +239,52 @@ class SourceClient:
                 raise self.fail(path, "said there are more pages but gave no cursor")
         raise self.fail(path, f"still had more pages after {self.max_pages} pages; stopped "
                               f"(raise sources.{self.source}.max_pages if that is expected)")
+
+
+class ApiConnector:
+    """The lifecycle every HTTP connector shares (see the module docstring)."""
+
+    name: str
+    bucket: timedelta
+    reconciles = False
+    replaces_window = True
+    skipped_what = "row(s)"
+
+    def __init__(self, cfg: SourceBase, key: str) -> None:
+        self.cfg = cfg
+        self.client = SourceClient(
+            self.name, cfg.base_url, self.auth_headers(key), key_env=cfg.key_env,
+            secret=key, timeout=cfg.timeout_seconds, max_pages=cfg.max_pages)
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def __aenter__(self) -> ApiConnector:
+        await self.client.__aenter__()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.client.__aexit__(et, e, tb)
+
+    async def discover(self) -> list[Discovered]:
+        return []
+
+    def skipped_note(self, reason: str, rows: int) -> str:
+        return f"{rows} {self.skipped_what} skipped: {reason}"
+
+    async def collect(self, data: WindowData, source: str, path: str, params: Params,
+                      parse: Callable[[Any], Page[Bucket]], *,
+                      client: SourceClient | None = None) -> None:
+        """Read every page of a bucketed report into ``data``."""
+        async for page in (client or self.client).pages(path, params, parse):
+            for end, records in page:
+                data.extend(records)
+                if records:
+                    data.saw(source, end)
+
+
+Bucket = tuple[datetime, list[RawUsage]]  # a report bucket: its end and its records
 
 
 def _provider_message(response: httpx.Response) -> str:
@@ -340,6 +411,21 @@ def cursor_page(payload: Any, where: str, item: Callable[[Any, str], list[T]]) -
     if more and cursor is None:
         raise PayloadError(f"{where}: has_more is true but next_page is missing")
     return Page(items, more, cursor)
+
+
+def bucket_page(payload: Any, width: str,
+                span: Callable[[dict[str, Any], str], tuple[datetime, datetime]],
+                record: Callable[[Any, str, datetime, str], RawUsage]) -> Page[Bucket]:
+    """The OpenAI / Anthropic bucketed report: {data: [{<start>, <end>, results: [...]}],
+    has_more, next_page}; ``span`` reads a bucket's start and end, ``record`` a result."""
+    def bucket(value: Any, where: str) -> list[Bucket]:
+        b = obj(value, where)
+        start, end = span(b, where)
+        results = arr(b.get("results", []), f"{where}.results")
+        return [(end, [record(r, f"{where}.results[{i}]", start, width)
+                       for i, r in enumerate(results)])]
+
+    return cursor_page(payload, "response", bucket)
 
 
 def _kind(value: Any) -> str:

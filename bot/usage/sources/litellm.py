@@ -1,9 +1,32 @@
 """LiteLLM proxy spend data: raw spend logs, or the daily activity breakdown.
 
-``mode: spend_logs`` (default) reads ``GET /spend/logs?summarize=false``: one row per
-request with the proxy's own cost (``spend``, dollars) and who made it (internal user,
-team, end user, tags). ``mode: daily_activity`` reads ``GET /user/daily/activity`` for
-proxies that keep only daily aggregates: per day and model, with no per-person split.
+Read from the proxy's own source (BerriAI/litellm, ``litellm/proxy/spend_tracking/
+spend_management_endpoints.py``, ``management_endpoints/internal_user_endpoints.py``,
+``daily_activity_routes.py``, ``schema.prisma``) and https://docs.litellm.ai/docs/proxy/
+cost_tracking.
+
+``mode: spend_logs`` (default): one row per request with the proxy's own cost (``spend``,
+dollars) and who made it (internal user, team, end user, tags).
+- ``GET /spend/logs/v2`` (paginated: ``page``, ``page_size`` <= 1000, dates to the second)
+  where the proxy has it. Offset pages over rows that can share a ``startTime`` may skip
+  or repeat rows at a boundary, so a window is never paged: a range whose ``total``
+  exceeds one page is cut in two until each part fits one page (parts share their
+  boundary second; rows are de-duplicated by ``request_id``). Only a single second with
+  more rows than a page is paged, and then checked against ``total``.
+- ``GET /spend/logs?summarize=false`` for older proxies (no ``/v2``: a 404, detected per
+  pull, or ``spend_logs_endpoint: legacy``). It answers a whole window unpaginated and
+  current proxies cap it at 10,000 rows (header ``x-litellm-spend-logs-truncated``): a
+  truncated answer fails the window instead of storing part of it.
+
+``mode: daily_activity``: per day and model, no per-person split, for proxies that keep
+only daily aggregates: ``GET /user/daily/activity/aggregated`` (one answer, no pages)
+where the proxy has it, else the paginated ``/user/daily/activity`` read page by page
+and checked for rows that moved between pages while it was read.
+
+Attribution uses what the spend-log schema really carries (there is no email column):
+the key owner's email the proxy copies into ``metadata.user_api_key_user_email``, an
+``end_user`` that is an email, else the internal ``user`` id, whose email comes from the
+proxy's user list (``/user/list``, discovered identities) or ``mappings.users``.
 The two modes key their records differently, so switch modes only with a fresh window.
 """
 
@@ -13,18 +36,17 @@ import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 from bot.config.models import LiteLLMSource
 from bot.money import to_micros
-from bot.usage.pull import Discovered, WindowData
 from bot.usage.record import RawUsage, record_key
+from bot.usage.sources.base import Discovered, PullError, WindowData
 from bot.usage.sources.files import guess_provider
 from bot.usage.sources.http import (
+    ApiConnector,
     Page,
     PayloadError,
-    SourceClient,
     amount,
     arr,
     count,
@@ -37,49 +59,73 @@ from bot.usage.sources.http import (
 
 SOURCE = "litellm"
 SPEND_LOGS_PATH = "/spend/logs"
+SPEND_LOGS_V2_PATH = "/spend/logs/v2"
 DAILY_PATH = "/user/daily/activity"
+DAILY_AGGREGATED_PATH = "/user/daily/activity/aggregated"
+USER_LIST_PATH = "/user/list"
 DAY = timedelta(days=1)
+SECOND = timedelta(seconds=1)
 DAILY_PAGE_SIZE = 1000  # the documented maximum
+V2_PAGE_SIZE = 1000  # the proxy's maximum page_size
+USER_PAGE_SIZE = 100  # /user/list maximum
+TRUNCATED_HEADER = "x-litellm-spend-logs-truncated"
 # Raw rows have no buckets; an hour of settling time lets the proxy flush its batched
 # spend-log writes before a row's hour counts as complete.
 SPEND_LOGS_BUCKET = timedelta(hours=1)
 
 
-class LiteLLMConnector:
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class LiteLLMConnector(ApiConnector):
     name = SOURCE
-    reconciles = False  # the proxy's spend IS its cost; there is nothing to reconcile
 
     def __init__(self, cfg: LiteLLMSource, key: str):
-        self.cfg = cfg
+        super().__init__(cfg, key)
+        self.cfg: LiteLLMSource = cfg
         self.mode = cfg.mode
         self.bucket = SPEND_LOGS_BUCKET if cfg.mode == "spend_logs" else DAY
-        self.client = SourceClient(
-            SOURCE, cfg.base_url, {"Authorization": f"Bearer {key}"}, key_env=cfg.key_env,
-            secret=key, timeout=cfg.timeout_seconds, max_pages=cfg.max_pages)
-
-    async def __aenter__(self) -> LiteLLMConnector:
-        await self.client.__aenter__()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.client.__aexit__(et, e, tb)
+        # None until the first request tells whether this proxy has /spend/logs/v2.
+        self.v2: bool | None = {"v2": True, "legacy": False}.get(cfg.spend_logs_endpoint)
+        self.aggregated: bool | None = None  # has /user/daily/activity/aggregated
 
     async def probe(self, now: datetime) -> str:
-        if self.mode == "spend_logs":
-            # A lookup by request id is one indexed read; the date form returns a whole day.
-            await self.client.get_json(SPEND_LOGS_PATH, [("request_id", "tokencoach-probe")])
-        else:
+        if self.mode == "daily_activity":
             today = now.astimezone(UTC).date().isoformat()
             await self.client.get(DAILY_PATH, [("start_date", today), ("end_date", today),
                                                ("page", 1), ("page_size", 1)], _daily_page)
-        return f"proxy answered ({self.mode}); key in {self.cfg.key_env} accepted"
+            return f"proxy answered (daily_activity); key in {self.cfg.key_env} accepted"
+        if self.v2 is not False:
+            hour = now - timedelta(hours=1)
+            response = await self.client.request("GET", SPEND_LOGS_V2_PATH, params=[
+                ("start_date", _stamp(hour)), ("end_date", _stamp(now)), ("page", 1),
+                ("page_size", 1)], ok=(404,))
+            if response.status_code != 404:
+                self.client.parsed(SPEND_LOGS_V2_PATH, response, V2Page.parse)
+                return (f"proxy answered (spend_logs via paginated {SPEND_LOGS_V2_PATH}); "
+                        f"key in {self.cfg.key_env} accepted")
+            if self.v2:
+                raise self.client.fail(SPEND_LOGS_V2_PATH, "answered 404: this proxy has no "
+                                       "paginated spend logs (set spend_logs_endpoint: auto)")
+            return (f"proxy answered 404 for {SPEND_LOGS_V2_PATH} (an older LiteLLM): the "
+                    f"legacy unpaginated {SPEND_LOGS_PATH} will be used")
+        # A lookup by request id is one indexed read; the date form returns a whole day.
+        await self.client.get_json(SPEND_LOGS_PATH, [("request_id", "tokencoach-probe")])
+        return (f"proxy answered (spend_logs via legacy {SPEND_LOGS_PATH}); key in "
+                f"{self.cfg.key_env} accepted")
 
     async def discover(self) -> list[Discovered]:
-        return []
-
-    def skipped_note(self, reason: str, rows: int) -> str:
-        return f"{rows} row(s) skipped: {reason}"
+        """Internal users' emails (``/user/list``): spend-log rows name the user by id."""
+        if not self.cfg.fetch_user_emails or self.mode != "spend_logs":
+            return []
+        found: list[Discovered] = []
+        params: list[tuple[str, str | int]] = [("page_size", USER_PAGE_SIZE),
+                                               ("sort_by", "user_id"), ("sort_order", "asc")]
+        async for users in self.client.pages(USER_LIST_PATH, params, _users_page,
+                                             first_page=1):
+            found.extend(users)
+        return found
 
     async def fetch_window(self, start: datetime, end: datetime) -> WindowData:
         if self.mode == "spend_logs":
@@ -87,38 +133,124 @@ class LiteLLMConnector:
         return await self._daily(start, end)
 
     async def _spend_logs(self, start: datetime, end: datetime) -> WindowData:
+        rows: dict[bytes, tuple[datetime, RawUsage]] = {}
+        if self.v2 is not False:
+            if not await self._v2_range(start, end, rows):
+                self.v2 = False  # an older proxy: 404 on /v2
+        if self.v2 is False:
+            await self._legacy_range(start, end, rows)
+        data = WindowData()
+        for at, record in rows.values():
+            if start <= at < end:
+                data.add(record)
+                data.saw(SOURCE, at)
+        return data
+
+    async def _v2_range(self, lo: datetime, hi: datetime,
+                        rows: dict[bytes, tuple[datetime, RawUsage]]) -> bool:
+        """Rows with lo <= startTime <= hi (seconds) into ``rows``; False on a 404."""
+        params: list[tuple[str, str | int]] = [
+            ("start_date", _stamp(lo)), ("end_date", _stamp(hi)), ("page_size", V2_PAGE_SIZE),
+            ("sort_by", "startTime"), ("sort_order", "asc")]
+        response = await self.client.request("GET", SPEND_LOGS_V2_PATH,
+                                             params=[*params, ("page", 1)], ok=(404,))
+        if response.status_code == 404:
+            if self.v2:
+                raise self.client.fail(SPEND_LOGS_V2_PATH, "answered 404 (set "
+                                       "spend_logs_endpoint: auto for an older proxy)")
+            return False
+        self.v2 = True
+        page = self.client.parsed(SPEND_LOGS_V2_PATH, response, V2Page.parse)
+        if page.total <= len(page.rows):
+            rows.update(page.rows)
+            return True
+        if hi - lo >= 2 * SECOND:  # too many for one page: halve the range, never page it
+            mid = lo + (hi - lo) / 2
+            mid = mid.replace(microsecond=0)
+            await self._v2_range(lo, mid, rows)
+            await self._v2_range(mid, hi, rows)
+            return True
+        await self._v2_paged(params, page, rows)
+        return True
+
+    async def _v2_paged(self, params: list[tuple[str, str | int]], first: V2Page,
+                        rows: dict[bytes, tuple[datetime, RawUsage]]) -> None:
+        """One second holding more rows than a page: read every page, then make sure the
+        distinct rows add up to the proxy's total (nothing skipped at a boundary)."""
+        if first.capped:
+            raise self.client.fail(SPEND_LOGS_V2_PATH, "counts more than 10,000 rows in one "
+                                   "second; cannot be read completely")
+        seen = dict(first.rows)
+        for number in range(2, first.pages + 1):
+            page = await self.client.get(SPEND_LOGS_V2_PATH, [*params, ("page", number)],
+                                         V2Page.parse)
+            seen.update(page.rows)
+        if len(seen) != first.total:
+            raise self.client.fail(SPEND_LOGS_V2_PATH, f"paged {len(seen)} distinct rows for a "
+                                   f"total of {first.total} (rows moved between pages); "
+                                   "try again")
+        rows.update(seen)
+
+    async def _legacy_range(self, start: datetime, end: datetime,
+                            rows: dict[bytes, tuple[datetime, RawUsage]]) -> None:
         # The proxy filters startTime >= start_date 00:00 and <= end_date 00:00 (dates
         # only), so ask for the days covering the window and keep [start, end) here.
         last_day = (end - timedelta(microseconds=1)).date() + DAY
         params = [("start_date", start.date().isoformat()),
                   ("end_date", last_day.isoformat()), ("summarize", "false")]
-        rows = await self.client.get(SPEND_LOGS_PATH, params, _spend_logs)
-        data = WindowData()
-        for at, record in rows:
-            if start <= at < end:
-                data.records.append(record)
-                data.saw(SOURCE, at)
-        return data
+        response = await self.client.request("GET", SPEND_LOGS_PATH, params=params)
+        if response.headers.get(TRUNCATED_HEADER, "").lower() == "true":
+            raise PullError(f"{SOURCE}: {SPEND_LOGS_PATH} truncated its answer for "
+                            f"{params[0][1]} to {params[1][1]} (the proxy caps it at 10,000 "
+                            "rows); upgrade the proxy for the paginated /spend/logs/v2")
+        for at, record in self.client.parsed(SPEND_LOGS_PATH, response, _spend_logs):
+            rows[record.key] = (at, record)
 
     async def _daily(self, start: datetime, end: datetime) -> WindowData:
         params: list[tuple[str, str | int]] = [
             ("start_date", start.date().isoformat()),
-            ("end_date", (end - DAY).date().isoformat()),  # inclusive
-            ("page_size", DAILY_PAGE_SIZE)]
-        # Pages split the underlying per-user/key/model rows, not days: one date's data
-        # can span pages, so everything is merged by (date, model) before it is stored.
+            ("end_date", (end - DAY).date().isoformat())]  # inclusive
         merged: dict[tuple[date, str], Metrics] = defaultdict(Metrics)
-        async for page in self.client.pages(DAILY_PATH, params, _daily_page, first_page=1):
-            for day, model, metrics in page:
-                merged[(day, model)].add(metrics)
+        items = await self._daily_aggregated(params) if self.aggregated is not False else None
+        if items is None:
+            items = await self._daily_paged(params)
+        for day, model, metrics in items:
+            merged[(day, model)].add(metrics)
         data = WindowData()
         for (day, model), m in sorted(merged.items()):
             at = datetime.combine(day, datetime.min.time(), UTC)
             if not start <= at < end:
                 continue
-            data.records.append(m.record(day, model, occurred(at, "1d")))
+            data.add(m.record(day, model, occurred(at, "1d")))
             data.saw(SOURCE, at + DAY)
         return data
+
+    async def _daily_aggregated(self, params: list[tuple[str, str | int]]
+                                ) -> list[DailyItem] | None:
+        """The whole range in one answer; None when the proxy is too old to have it."""
+        response = await self.client.request("GET", DAILY_AGGREGATED_PATH, params=params,
+                                             ok=(404,))
+        if response.status_code == 404:
+            self.aggregated = False
+            return None
+        self.aggregated = True
+        return self.client.parsed(DAILY_AGGREGATED_PATH, response, _daily_page).items
+
+    async def _daily_paged(self, params: list[tuple[str, str | int]]) -> list[DailyItem]:
+        # Pages split the underlying per-user/key/model rows, not days: one date's data can
+        # span pages, so items are merged by (date, model). A row written between two page
+        # reads shifts the rest by one (doubling one row, or skipping one): page 1 is read
+        # again at the end, and a different answer fails the window to be read again.
+        paged = [*params, ("page_size", DAILY_PAGE_SIZE)]
+        pages: list[list[DailyItem]] = []
+        async for page in self.client.pages(DAILY_PATH, paged, _daily_page, first_page=1):
+            pages.append(page)
+        if len(pages) > 1:
+            again = await self.client.get(DAILY_PATH, [*paged, ("page", 1)], _daily_page)
+            if _fingerprint(again.items) != _fingerprint(pages[0]):
+                raise self.client.fail(DAILY_PATH, "changed while it was read page by page "
+                                       "(rows moved between pages); try again")
+        return [item for page in pages for item in page]
 
 
 # --- spend logs ------------------------------------------------------------------------
@@ -174,10 +306,49 @@ def _spend_row(value: Any, where: str) -> tuple[datetime, RawUsage]:
     )
 
 
+class V2Page:
+    """One ``/spend/logs/v2`` answer (``_build_ui_spend_logs_response`` in the proxy):
+    {"data": [rows...], "total", "page", "page_size", "total_pages", "total_is_capped"}."""
+
+    __slots__ = ("capped", "pages", "rows", "total")
+
+    def __init__(self, rows: dict[bytes, tuple[datetime, RawUsage]], total: int, pages: int,
+                 capped: bool):
+        self.rows, self.total, self.pages, self.capped = rows, total, pages, capped
+
+    @classmethod
+    def parse(cls, payload: Any) -> V2Page:
+        body = obj(payload, "response")
+        rows = {}
+        for i, r in enumerate(arr(body.get("data"), "response.data")):
+            at, record = _spend_row(r, f"response.data[{i}]")
+            rows[record.key] = (at, record)
+        return cls(rows, count(body, "total", "response", required=True),
+                   count(body, "total_pages", "response"),
+                   flag(body, "total_is_capped", "response"))
+
+
+def _users_page(payload: Any) -> Page[Discovered]:
+    """``/user/list``: {"users": [{"user_id", "user_email", ...}], "total", "page",
+    "page_size", "total_pages"}; users without an email are left out."""
+    body = obj(payload, "response")
+    found = []
+    for i, u in enumerate(arr(body.get("users"), "response.users")):
+        where = f"response.users[{i}]"
+        user = obj(u, where)
+        user_id, email = text(user, "user_id", where, required=True), text(
+            user, "user_email", where)
+        if user_id and email and "@" in email:
+            found.append(Discovered("litellm:users", user_id, email))
+    page, pages = count(body, "page", "response"), count(body, "total_pages", "response")
+    return Page(found, page < pages)
+
+
 def _who(r: dict[str, Any], meta: dict[str, Any], where: str) -> tuple[str | None, str]:
-    """Most specific person first: an email, then the proxy's internal user id, then the
-    end user the calling app named (often an employee email in internal tools)."""
-    email = text(r, "user_email", where) or text(meta, "user_api_key_user_email", where)
+    """Most specific person first: the key owner's email (LiteLLM_SpendLogs has no email
+    column; the proxy copies it into metadata.user_api_key_user_email), an end user that
+    is an email, then the proxy's internal user id, then any other end user name."""
+    email = text(meta, "user_api_key_user_email", f"{where}.metadata")
     if email:
         return email, "email"
     end_user = text(r, "end_user", where)
@@ -307,6 +478,11 @@ class Metrics:
 
 
 DailyItem = tuple[date, str, Metrics]
+
+
+def _fingerprint(items: list[DailyItem]) -> list[tuple[Any, ...]]:
+    return sorted((day, model, *(getattr(m, n) for n in Metrics.__slots__))
+                  for day, model, m in items)
 
 
 def _daily_page(payload: Any) -> Page[DailyItem]:

@@ -1,11 +1,16 @@
 """OpenAI organization Usage and Costs APIs (Admin key).
 
-- Usage: ``GET /v1/organization/usage/completions`` grouped by user, API key, project and
-  model; records are priced from the price table (the API gives no cost at this grain).
+Spec: openai/openai-openapi, openapi.yaml (``UsageCompletionsResult``, ``CostsResult``,
+``ProjectApiKey``); reference pages under
+https://developers.openai.com/api/reference/resources/organization/
+
+- Usage: ``GET /v1/organization/usage/completions`` grouped by user, API key, project,
+  model, batch and service tier; priced from the price table (no cost at this grain).
 - Costs: ``GET /v1/organization/costs`` (daily, by line item and project), stored in
   provider_costs so a pull can compare what was billed with what was priced.
 - API-key owners: ``/v1/organization/projects`` and each project's ``/api_keys`` listing
-  give the owner's email, stored as discovered identities.
+  (``owner_project_access=any``: every enabled key) give the owner's email, stored as
+  discovered identities.
 """
 
 from __future__ import annotations
@@ -13,20 +18,22 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from bot.config.models import OpenAISource
 from bot.money import to_micros
-from bot.usage.pull import CostRow, Discovered, WindowData
-from bot.usage.record import RawUsage, record_key
+from bot.usage.pricing import normal_tier
+from bot.usage.record import Billing, RawUsage, record_key
+from bot.usage.sources.base import CostRow, Discovered, WindowData
 from bot.usage.sources.http import (
+    ApiConnector,
+    Bucket,
     Page,
     PayloadError,
-    SourceClient,
     amount,
     arr,
+    bucket_page,
     count,
     cursor_page,
     flag,
@@ -40,31 +47,21 @@ SOURCE = "openai"
 USAGE_PATH = "/v1/organization/usage/completions"
 COSTS_PATH = "/v1/organization/costs"
 PROJECTS_PATH = "/v1/organization/projects"
-GROUP_BY = ("user_id", "api_key_id", "project_id", "model")
+GROUP_BY = ("user_id", "api_key_id", "project_id", "model", "batch", "service_tier")
 COST_GROUP_BY = ("line_item", "project_id")
 DAY = timedelta(days=1)
 BUCKETS = {"1h": timedelta(hours=1), "1d": DAY}
 
 
-class OpenAIConnector:
+class OpenAIConnector(ApiConnector):
     name = SOURCE
 
     def __init__(self, cfg: OpenAISource, key: str):
-        self.cfg = cfg
+        super().__init__(cfg, key)
+        self.cfg: OpenAISource = cfg
         self.width = cfg.bucket_width
         self.bucket = BUCKETS[cfg.bucket_width]
         self.reconciles = cfg.reconcile_costs
-        self.client = SourceClient(
-            SOURCE, cfg.base_url, {"Authorization": f"Bearer {key}"}, key_env=cfg.key_env,
-            secret=key, timeout=cfg.timeout_seconds, max_pages=cfg.max_pages)
-
-    async def __aenter__(self) -> OpenAIConnector:
-        await self.client.__aenter__()
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.client.__aexit__(et, e, tb)
 
     async def probe(self, now: datetime) -> str:
         start = int((now - timedelta(days=1)).timestamp())
@@ -83,12 +80,8 @@ class OpenAIConnector:
             ("bucket_width", self.width), ("limit", buckets),
             *(("group_by", g) for g in GROUP_BY),  # repeated keys, as the cookbook sends
         ]
-        async for page in self.client.pages(USAGE_PATH, params,
-                                            lambda p: _usage_page(p, self.width)):
-            for b_end, records in page:
-                data.records.extend(records)
-                if records:
-                    data.saw(SOURCE, b_end)
+        await self.collect(data, SOURCE, USAGE_PATH, params,
+                           lambda p: _usage_page(p, self.width))
         if self.reconciles:
             data.costs = await self._costs(start, end)
         return data
@@ -127,66 +120,92 @@ class OpenAIConnector:
         found: list[Discovered] = []
         for project in projects:
             path = f"{PROJECTS_PATH}/{quote(project, safe='')}/api_keys"
-            async for owners in self.client.pages(path, [("limit", 100)], _api_keys_page,
+            # Without owner_project_access the listing applies membership visibility and
+            # may leave enabled keys out; "any" lists every enabled key (spec).
+            params = [("limit", 100), ("owner_project_access", "any")]
+            async for owners in self.client.pages(path, params, _api_keys_page,
                                                   cursor_param="after"):
                 found.extend(owners)
         return found
 
-    def skipped_note(self, reason: str, rows: int) -> str:
-        return f"{rows} row(s) skipped: {reason}"
 
 
 # --- parsers ---------------------------------------------------------------------------
 
-# Usage bucket and result shapes:
-# https://developers.openai.com/api/reference/resources/organization/subresources/audit_logs/subresources/usage/methods/get_completions
+# Usage bucket and result shapes (UsageTimeBucket / UsageCompletionsResult in the spec):
 # {"object": "page", "data": [{"object": "bucket", "start_time": 1730419200,
-#   "end_time": 1730505600, "results": [{"input_tokens", "output_tokens",
-#   "input_cached_tokens", "input_audio_tokens", "output_audio_tokens",
-#   "num_model_requests", "project_id", "user_id", "api_key_id", "model", ...}]}],
-#  "has_more": true, "next_page": "page_..."}
-UsageBucket = tuple[datetime, list[RawUsage]]
+#   "end_time": 1730505600, "results": [{"input_tokens": 5000, "input_cached_tokens": 1800,
+#   "input_cache_write_tokens": 200, "input_uncached_tokens": 3000, "output_tokens": 1000,
+#   "input_text_tokens": 2500, "output_text_tokens": 800, "input_cached_text_tokens": 1500,
+#   "input_audio_tokens": 300, "input_cached_audio_tokens": 100, "output_audio_tokens": 100,
+#   "input_image_tokens": 200, "input_cached_image_tokens": 200, "output_image_tokens": 100,
+#   "num_model_requests": 5, "project_id", "user_id", "api_key_id", "model",
+#   "batch": false, "service_tier": "default"}]}], "has_more": true, "next_page": "..."}
+# Since the 2026-07-15 redefinition input_tokens INCLUDES cached, cache-write, text, audio
+# and image tokens and output_tokens includes audio and image outputs; the *_audio_* and
+# *_image_* fields are breakdowns, never added on top.
 
 
-def _usage_page(payload: Any, width: str) -> Page[UsageBucket]:
-    return cursor_page(payload, "response", lambda b, where: [_usage_bucket(b, where, width)])
-
-
-def _usage_bucket(value: Any, where: str, width: str) -> UsageBucket:
-    bucket = obj(value, where)
-    start = unix_time(bucket, "start_time", where)
-    end = unix_time(bucket, "end_time", where)
-    results = arr(bucket.get("results", []), f"{where}.results")
-    return end, [_usage_record(r, f"{where}.results[{i}]", start, width)
-                 for i, r in enumerate(results)]
+def _usage_page(payload: Any, width: str) -> Page[Bucket]:
+    return bucket_page(payload, width, lambda b, where: (
+        unix_time(b, "start_time", where), unix_time(b, "end_time", where)), _usage_record)
 
 
 def _usage_record(value: Any, where: str, start: datetime, width: str) -> RawUsage:
     r = obj(value, where)
-    # input_tokens INCLUDES cached tokens (spec: "including cached tokens"); the neutral
-    # record wants uncached input, with cache reads apart (billed at their own rate).
     total_in = count(r, "input_tokens", where, required=True)
-    cached = min(count(r, "input_cached_tokens", where), total_in)
-    # Audio tokens are counted apart from text; they are added to the text counts so no
-    # usage is dropped (priced at the text rate: an underestimate for audio models).
-    audio_in = count(r, "input_audio_tokens", where)
-    audio_out = count(r, "output_audio_tokens", where)
+    cached = count(r, "input_cached_tokens", where)
+    written = count(r, "input_cache_write_tokens", where)
+    if cached + written > total_in:
+        raise PayloadError(f"{where}: input_cached_tokens + input_cache_write_tokens "
+                           f"({cached + written}) exceed input_tokens ({total_in})")
+    # The neutral record keeps uncached input, cache reads and cache writes apart.
+    uncached = total_in - cached - written
+    if r.get("input_uncached_tokens") is not None and count(
+            r, "input_uncached_tokens", where) != uncached:
+        raise PayloadError(f"{where}.input_uncached_tokens: {r['input_uncached_tokens']} "
+                           f"!= input_tokens - cached - cache-write ({uncached})")
+    output = count(r, "output_tokens", where, required=True)
+    billing = Billing(
+        audio_input=count(r, "input_audio_tokens", where),
+        image_input=count(r, "input_image_tokens", where),
+        audio_cache_read=count(r, "input_cached_audio_tokens", where),
+        image_cache_read=count(r, "input_cached_image_tokens", where),
+        audio_output=count(r, "output_audio_tokens", where),
+        image_output=count(r, "output_image_tokens", where),
+        tier="batch" if flag(r, "batch", where) else normal_tier(text(r, "service_tier", where)),
+    )
+    for part, within, total in (("input_audio/image", billing.audio_input
+                                 + billing.image_input, uncached),
+                                ("input_cached_audio/image", billing.audio_cache_read
+                                 + billing.image_cache_read, cached),
+                                ("output_audio/image", billing.audio_output
+                                 + billing.image_output, output)):
+        if within > total:
+            raise PayloadError(f"{where}: {part} tokens ({within}) exceed their total "
+                               f"({total}); are they counted apart (an older API)?")
     user, api_key = text(r, "user_id", where), text(r, "api_key_id", where)
     project, model = text(r, "project_id", where), text(r, "model", where)
+    # Standard-priced rows keep the key they had before batch and service_tier were
+    # grouped on, so a re-pull replaces them instead of adding a copy.
+    tier_part = (billing.tier,) if billing.tier else ()
     return RawUsage(
-        key=record_key(SOURCE, width, start.isoformat(), user, api_key, project, model),
+        key=record_key(SOURCE, width, start.isoformat(), user, api_key, project, model,
+                       *tier_part),
         source=SOURCE,
         occurred_at=occurred(start, width),
         provider="openai",
         model=(model or "unknown")[:128],
-        input_tokens=total_in - cached + audio_in,
-        output_tokens=count(r, "output_tokens", where, required=True) + audio_out,
+        input_tokens=uncached,
+        output_tokens=output,
         cache_read_tokens=cached,
+        cache_write_tokens=written,
         requests=count(r, "num_model_requests", where),
         user=user,
         user_kind="openai:users",  # provider user ids map via sources.openai.mappings.users
         api_key=api_key,
         project=project,
+        billing=billing,
     )
 
 
