@@ -63,7 +63,7 @@ def audit_usage(ctx: click.Context, team: str | None, since: str | None, limit: 
             if low < 50
             else "leaning on routine work"
         )
-        console.print(f"Low-value share for {cfg.org.name}: {low}% — {verdict}.")
+        console.print(f"Low-value share for {cfg.org.name}: {low}% — {verdict}.", soft_wrap=False)
         threshold = int(cfg.nudges.low_value_threshold * 100)
         stuck = report.stuck[:limit]
         spends = [fmt_usd(spend) for _, _, spend, _ in stuck]
@@ -80,7 +80,7 @@ def audit_usage(ctx: click.Context, team: str | None, since: str | None, limit: 
         console.print(people if report.stuck else "Nobody is over the threshold.")
         if len(report.stuck) > limit:
             console.print(f"… and {len(report.stuck) - limit} more")
-        console.print(report.effect_text)
+        console.print(report.effect_text, soft_wrap=False)
         return 0
 
     raise SystemExit(run(go()))
