@@ -118,7 +118,14 @@ async def run_occurrence(rt: Runtime, spec: JobSpec, occ: Occurrence) -> RunOutc
     metrics.JOB_RUNS.labels(spec.name, "ok").inc()
     await claims.finish(rt.db, spec.name, occ.period, now=rt.now(), ok=True, result=result)
     log.info(
-        "job done", extra={"job": spec.name, "period": occ.period, "late": late, "result": result}
+        "job done",
+        extra={
+            "job": spec.name,
+            "period": occ.period,
+            "late": late,
+            "simulated": rt.simulated,
+            "result": result,
+        },
     )
     return RunOutcome(spec.name, occ.period, ran=True, late=late, result=result)
 
