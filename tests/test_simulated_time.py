@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from bot.server import build_app
 from bot.store.tables import (
     AuditEntry,
     JobClaim,
+    JobFirstSeen,
     OutboxMessage,
     PlaygroundMessage,
     SandboxRequest,
@@ -31,6 +33,7 @@ from bot.store.tables import (
     UsageRecord,
 )
 from bot.textrender import as_text
+from bot.timeutil import utcnow
 from tests.conftest import with_overrides
 from tests.helpers.cli import tokencoach
 from tests.helpers.crafted import record, write
@@ -279,3 +282,54 @@ async def test_as_if_before_the_last_real_run_is_refused(rt: Runtime, page: Page
     assert "before the jobs last ran for real" in body["error"] \
         or "SQLite" in body["error"]  # PostgreSQL refuses simulated time altogether
     assert (await page.directory())["clock"]["simulated"] is False
+
+
+# --- the migration ------------------------------------------------------------------------
+
+
+async def test_upgrading_marks_earlier_as_if_rows_and_keeps_catch_up(
+        backend: str, tmp_path: Path) -> None:
+    """A store from before 0009 that an old as-if run wrote future rows into: they become
+    simulated, and each job's first sighting is its oldest real claim."""
+    from sqlalchemy import text
+
+    from bot.store import Database
+    from tests.helpers import databases
+
+    if backend == "sqlite":
+        url, name = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", None
+    else:
+        name = f"tc_t_mig_{uuid.uuid4().hex[:10]}"
+        url = databases.pg_url(name)
+    try:
+        old = await asyncio.to_thread(tokencoach, "db", "upgrade", "--revision", "0003",
+                                      database_url=url)
+        assert old.returncode == 0, old.stderr
+        db = Database(url)
+        past, future = utcnow() - timedelta(days=3), utcnow() + timedelta(days=400)
+        async with db.session() as s:
+            for period, when in (("p1", past), ("p2", future)):
+                await s.execute(text(
+                    "INSERT INTO job_claims (job, period, status, owner, claimed_at, "
+                    "lease_until, attempts, late) VALUES ('digests', :p, 'done', 'x', :at, "
+                    ":at, 1, FALSE)"), {"p": period, "at": when})
+                await s.execute(text(
+                    "INSERT INTO audit_log (at, actor, action) VALUES (:at, 'scheduler', "
+                    ":a)"), {"at": when, "a": f"sandbox.{period}"})
+        await db.dispose()
+        new = await asyncio.to_thread(tokencoach, "db", "upgrade", database_url=url)
+        assert new.returncode == 0, new.stderr
+        db = Database(url)
+        async with db.reader() as s:
+            claims = {p: sim for p, sim in await s.execute(
+                select(JobClaim.period, JobClaim.simulated))}
+            audit = {a: sim for a, sim in await s.execute(
+                select(AuditEntry.action, AuditEntry.simulated))}
+            first = await s.scalar(select(JobFirstSeen.first_seen_at))
+        await db.dispose()
+        assert claims == {"p1": False, "p2": True}
+        assert audit == {"sandbox.p1": False, "sandbox.p2": True}
+        assert first is not None and abs((first - past).total_seconds()) < 1
+    finally:
+        if name:
+            await databases.pg_drop(name)

@@ -10,7 +10,7 @@ Create Date: 2026-12-02
   their oldest claim, so their catch-up behaviour does not change.
 - ``simulated`` on ``audit_log`` and ``job_claims``: rows written by runs "as if it were"
   another time (`--at`), so they are shown apart from real ones and never count as the
-  last real run.
+  last real run. Rows already dated in the future (earlier as-if runs) are marked so.
 """
 
 from collections.abc import Sequence
@@ -33,13 +33,18 @@ def upgrade() -> None:
     )
     op.execute(
         "INSERT INTO job_first_seen (job, first_seen_at) "
-        "SELECT job, MIN(claimed_at) FROM job_claims GROUP BY job"
+        "SELECT job, MIN(claimed_at) FROM job_claims WHERE claimed_at <= CURRENT_TIMESTAMP "
+        "GROUP BY job"
     )
     for table in ("audit_log", "job_claims"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(
                 sa.Column("simulated", sa.Boolean(), nullable=False, server_default=sa.false())
             )
+    # Rows from the future can only come from earlier "as if" runs: mark them simulated, so
+    # they neither mix with real entries nor count as the last real run.
+    op.execute("UPDATE job_claims SET simulated = TRUE WHERE claimed_at > CURRENT_TIMESTAMP")
+    op.execute("UPDATE audit_log SET simulated = TRUE WHERE at > CURRENT_TIMESTAMP")
 
 
 def downgrade() -> None:
