@@ -67,6 +67,7 @@ LABELS = {
 PERSON_KEYS = frozenset({"stages", "approver", "from", "to"})
 # Who acted when no person did.
 SYSTEM_ACTORS = {"scheduler": "tokencoach (scheduled job)", "demo": "tokencoach (demo seed)"}
+PLATFORM_NAMES = {"demo": "the demo seed", "link": "a tracked link"}
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,14 @@ class AuditRow:
     subject: str  # "request #3 by Tomás Novák <tomas.novak@acme.example>"
     detail: str  # "amount $300 · approvers Priya Raman <priya.raman@acme.example> · days 30"
     simulated: bool
+    by_person: bool = True  # False: tokencoach itself (a scheduled job, the demo seed)
 
     @property
     def by(self) -> str:
         """Who and where: 'Priya Raman <priya.raman@acme.example> via slack'."""
-        return self.who if self.platform in SYSTEM_ACTORS else f"{self.who} via {self.platform}"
+        if not self.by_person:
+            return self.who
+        return f"{self.who} via {PLATFORM_NAMES.get(self.platform, self.platform)}"
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,7 @@ def _row(e: AuditEntry, names: _Names) -> AuditRow:
         subject=names.subject(e.subject),
         detail=names.detail(e.detail),
         simulated=bool(e.simulated),
+        by_person=e.actor_id is not None,
     )
 
 
