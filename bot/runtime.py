@@ -6,7 +6,7 @@ Handlers and jobs receive a Runtime; tests build one against a throwaway databas
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,9 +32,18 @@ class Runtime:
     # Set by the outbox sender so enqueuers can wake it for prompt delivery.
     outbox_wakeup: Callable[[], None] | None = None
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    # Simulated time ("as if it were", `--at`): the clock was set by someone, not kept by
+    # the world. Such runs are never "late", their audit rows and claims are marked, and
+    # retention keeps to ``real_clock``.
+    simulated: bool = False
+    real_clock: Callable[[], datetime] | None = None
 
     def now(self) -> datetime:
         return self.clock()
+
+    def real_now(self) -> datetime:
+        """The world's time, even under a simulated clock."""
+        return self.real_clock() if self.real_clock else self.clock()
 
     @property
     def tz(self) -> str:
@@ -53,16 +62,15 @@ class Runtime:
         return cls(config=cfg, env=env, db=Database(env.database_url, pool_size=pool_size))
 
     def frozen_at(self, at: datetime) -> Runtime:
-        """The same runtime with the clock stopped at ``at`` (for `--at` and tests)."""
-        return Runtime(
-            config=self.config,
-            env=self.env,
-            db=self.db,
-            clock=lambda: at,
-            platforms=self.platforms,
-            outbox_wakeup=self.outbox_wakeup,
-            limiter=self.limiter,
-        )
+        """The same runtime with the clock stopped at ``at`` (simulated if this one is)."""
+        return replace(self, clock=lambda: at)
+
+    def as_if(self, at: datetime) -> Runtime:
+        """The same runtime, simulated: stopped at ``at``, which someone chose."""
+        return self.simulated_clock(lambda: at)
+
+    def simulated_clock(self, clock: Callable[[], datetime]) -> Runtime:
+        return replace(self, clock=clock, simulated=True, real_clock=self.real_now)
 
     async def close(self) -> None:
         for platform in self.platforms.values():

@@ -19,6 +19,21 @@ def parse_at(text: str, tz: str = "UTC") -> datetime:
     return value.astimezone(UTC)
 
 
+def parse_since(text: str, now: datetime, tz: str = "UTC") -> datetime:
+    """A start time as people type it: `today`, `yesterday` (midnight in ``tz``), an age
+    back from ``now`` (`12h`, `7d`, `2w`, `30m`), or an ISO date or time (see parse_at)."""
+    from bot.config.types import parse_duration
+
+    word = text.strip().lower()
+    if word in ("today", "yesterday"):
+        day = local_day(now, tz) - timedelta(days=1 if word == "yesterday" else 0)
+        return start_of_day(day, tz)
+    try:
+        return as_utc(now) - parse_duration(word)
+    except ValueError:
+        return parse_at(text, tz)
+
+
 def as_utc(value: datetime) -> datetime:
     """Aware UTC; SQLite hands back naive datetimes that were stored as UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -57,7 +72,6 @@ def month_of(day: date) -> Month:
 
 def month_at(at: datetime, tz: str) -> Month:
     return month_of(local_day(at, tz))
-
 
 
 def iso_week_key(day: date) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import and_, or_, select
 
 from bot.approvals import flow
 from bot.approvals.cards import decision_buttons
 from bot.approvals.policy import RequestInvalid
-from bot.directory import people_by_ids
+from bot.directory import PersonView, people_by_ids
 from bot.money import fmt_usd, to_micros
 from bot.reply import (
     ActionResult,
@@ -126,16 +128,57 @@ def _result(outcome: flow.Outcome) -> ActionResult:
     )
 
 
+# Buttons in the `/tokens requests` list carry this after their value, with the ids the
+# list shows: a decision made there updates the list (entries acted on show what happened,
+# the others keep their buttons) instead of replacing it with one request's card.
+FROM_LIST = "@list"
+
+
+def _origin(value: str) -> tuple[str, frozenset[int] | None]:
+    """(the button's own value, the ids the requests list showed, or None if the button
+    was not in the list)."""
+    own, marker, shown = value.partition(FROM_LIST)
+    if not marker:
+        return value, None
+    return own, frozenset(int(i) for i in shown.lstrip(":").split(",") if i.isdigit())
+
+
+def _request_id(value: str) -> int | None:
+    head = value.partition(":")[0]
+    return int(head) if head.isdigit() else None
+
+
+async def _listed(
+    ctx: Ctx, value: str, shown: frozenset[int], outcome: flow.Outcome
+) -> ActionResult:
+    """The list again: what it showed stays where it was, with its state now."""
+    req_id = _request_id(value)
+    keep = shown | ({req_id} if req_id is not None else set())
+    return ActionResult(
+        update=await requests_reply(ctx, keep=keep), reply=None if outcome.ok else outcome.message
+    )
+
+
+async def _decided(ctx: Ctx, value: str, outcome_of: Callable[[str], Awaitable[flow.Outcome]]
+                   ) -> ActionResult:
+    own, shown = _origin(value)
+    outcome = await outcome_of(own)
+    return _result(outcome) if shown is None else await _listed(ctx, own, shown, outcome)
+
+
 async def approve(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
-    return _result(
-        await flow.decide(ctx.rt, ctx.person, value, approve=True, platform=ctx.actor.platform)
+    return await _decided(
+        ctx,
+        value,
+        lambda v: flow.decide(ctx.rt, ctx.person, v, approve=True, platform=ctx.actor.platform),
     )
 
 
 async def deny(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
-    refusal = await flow.may_decide(ctx.rt, ctx.person, value, platform=ctx.actor.platform)
+    own, shown = _origin(value)
+    refusal = await flow.may_decide(ctx.rt, ctx.person, own, platform=ctx.actor.platform)
     if refusal is not None:
-        return _result(refusal)
+        return _result(refusal) if shown is None else await _listed(ctx, own, shown, refusal)
     return ActionResult(
         form=Form(
             action="sandbox.deny_submit",
@@ -160,15 +203,19 @@ async def deny_submit(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionRes
     reason = (fields.get("reason") or "").strip()
     if len(reason) < 3:
         return ActionResult(errors={"reason": "Give a short reason (the requester sees it)."})
-    return _result(
-        await flow.decide(
-            ctx.rt, ctx.person, value, approve=False, reason=reason, platform=ctx.actor.platform
-        )
+    return await _decided(
+        ctx,
+        value,
+        lambda v: flow.decide(
+            ctx.rt, ctx.person, v, approve=False, reason=reason, platform=ctx.actor.platform
+        ),
     )
 
 
 async def cancel(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
-    return _result(await flow.cancel(ctx.rt, ctx.person, value, platform=ctx.actor.platform))
+    return await _decided(
+        ctx, value, lambda v: flow.cancel(ctx.rt, ctx.person, v, platform=ctx.actor.platform)
+    )
 
 
 async def outcome_form(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
@@ -201,34 +248,73 @@ async def outcome(ctx: Ctx, value: str, fields: dict[str, str]) -> ActionResult:
 
 
 async def list_requests(ctx: Ctx, args: list[str]) -> Reply | Form:
+    return await requests_reply(ctx)
+
+
+def _listed_buttons(r: SandboxRequest, marker: str) -> Actions:
+    """Approve / Deny as on the approver's card, marked as clicked in the list."""
+    buttons = decision_buttons(r).buttons
+    return Actions(buttons=[b.model_copy(update={"value": b.value + marker}) for b in buttons])
+
+
+def _decided_state(r: SandboxRequest, me: int, names: dict[int, PersonView]) -> str:
+    """What became of a request just acted on from the list, for its line there."""
+    decider = names.get(r.decided_by_id or 0)
+    by = "you" if r.decided_by_id == me else decider.name if decider else "someone"
+    if r.status == "pending":  # with someone else now: a later stage, or escalated
+        nxt = names.get(r.current_approver_id or 0)
+        stages = list(r.stages or [])
+        with_whom = f"now with {nxt.name if nxt else 'another approver'}"
+        done = me in stages and stages.index(me) + 1 < r.stage
+        return f"✅ approved by you — {with_whom}" if done else with_whom
+    return {"approved": f"✅ approved by {by}", "denied": f"❌ denied by {by}"}.get(
+        r.status, r.status
+    )
+
+
+async def requests_reply(ctx: Ctx, *, keep: frozenset[int] = frozenset()) -> Reply:
+    """The requests list; ``keep``: requests just acted on here, shown with their new state
+    where they were (their buttons gone) while the others keep theirs."""
     me = ctx.person
     async with ctx.rt.db.reader() as s:
         # Two lists, each with its own limit: many requests of my own must not push the
         # ones waiting on me out of sight.
         own = (await s.scalars(select(SandboxRequest).where(SandboxRequest.person_id == me.id)
                                .order_by(SandboxRequest.id.desc()).limit(8))).all()
+        waiting_now = and_(SandboxRequest.current_approver_id == me.id,
+                           SandboxRequest.status == "pending")
         waiting_rows = (await s.scalars(
             select(SandboxRequest)
-            .where(SandboxRequest.current_approver_id == me.id,
-                   SandboxRequest.status == "pending", SandboxRequest.person_id != me.id)
+            .where(or_(waiting_now, SandboxRequest.id.in_(keep)), SandboxRequest.person_id != me.id)
             .order_by(SandboxRequest.id).limit(10))).all()
+        # Kept entries are ones this person approves (or approved): a crafted button value
+        # must not show anyone else's request.
+        waiting_rows = [
+            r for r in waiting_rows
+            if me.id in (r.current_approver_id, r.decided_by_id) or me.id in (r.stages or [])
+        ]
         rows = [*own, *waiting_rows]
         names = await people_by_ids(
             s, {r.person_id for r in rows} | {r.current_approver_id or 0 for r in rows}
+            | {r.decided_by_id or 0 for r in rows}
         )
     mine, waiting = own, waiting_rows
+    open_now = [r for r in waiting if r.status == "pending" and r.current_approver_id == me.id]
+    marker = f"{FROM_LIST}:{','.join(str(r.id) for r in waiting)}"
     blocks: list[Block] = [Header(text="Sandbox requests")]
     if waiting:
-        blocks.append(Text(text=f"**Waiting on you ({len(waiting)})**"))
+        blocks.append(
+            Text(text=f"**Waiting on you ({len(open_now)})**" if open_now else "**Decided**")
+        )
         for r in waiting[:10]:
             who = names[r.person_id].name if r.person_id in names else "someone"
-            blocks.append(
-                Text(
-                    text=f"#{r.id} · **{literal(who)}** · {fmt_usd(r.amount_micros)} "
-                    f"for {r.duration_days} days — {literal(r.purpose[:150])}"
-                )
-            )
-            blocks.append(decision_buttons(r))
+            line = (f"#{r.id} · **{literal(who)}** · {fmt_usd(r.amount_micros)} "
+                    f"for {r.duration_days} days — {literal(r.purpose[:150])}")
+            if r in open_now:
+                blocks.append(Text(text=line))
+                blocks.append(_listed_buttons(r, marker))
+            else:
+                blocks.append(Text(text=f"{line}\n**{_decided_state(r, me.id, names)}**"))
     blocks.append(
         Text(
             text="**Yours**"
@@ -252,7 +338,7 @@ async def list_requests(ctx: Ctx, args: list[str]) -> Reply | Form:
                         Button(
                             label="Cancel",
                             action="sandbox.cancel",
-                            value=str(r.id),
+                            value=f"{r.id}{marker}",
                             style="danger",
                             confirm="Cancel this request?",
                         )

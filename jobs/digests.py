@@ -26,6 +26,7 @@ from bot.outbox import enqueue
 from bot.reply import Reply
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, last_fire, register
+from bot.scheduling.runner import is_late
 from bot.store.tables import Chart, Person, Team
 from bot.timeutil import iso_week_key, month_at
 
@@ -218,7 +219,7 @@ async def build(
 
 async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
     team_id = int(occ.arg or 0)
-    late = rt.now() - occ.due_at > LATE_AFTER
+    late = is_late(rt, occ.due_at, LATE_AFTER)
     async with rt.db.session() as s:
         channel, managers, chart_spec, week, team = await build(
             rt, s, team_id, occ.due_at, late=late

@@ -73,7 +73,8 @@ async def test_audit_usage_cli(rt) -> None:  # type: ignore[no-untyped-def]
     assert "Effect of the tips" in out
     bad = await asyncio.to_thread(tokencoach, "audit-usage", "--since", "last tuesday",
                                   database_url=rt.env.database_url)
-    assert bad.returncode == 2 and "use a date like" in bad.stderr
+    assert bad.returncode == 2 and "Invalid value for --since" in bad.stderr
+    assert "use a date (2026-11-23)" in bad.stderr
 
 
 async def test_admin_audit_in_chat_is_for_admins_only(slack_bot) -> None:  # type: ignore[no-untyped-def]

@@ -139,6 +139,8 @@ async def test_routing_savings_are_an_estimate_from_list_prices(rt) -> None:  # 
 
 async def test_missed_monday_is_posted_once_and_marked_late(rt) -> None:  # type: ignore[no-untyped-def]
     await crafted_month(rt)
+    # The bot ran on Friday, then was down over Monday's digests until Tuesday.
+    await run_due(rt, datetime.fromisoformat("2026-11-20T15:00:00+00:00"))
     tuesday = datetime.fromisoformat("2026-11-24T15:00:00+00:00")
     first = [o for o in await run_due(rt, tuesday) if o.job == "digests"]
     assert sorted(o.period for o in first) == ["growth:2026-W48", "platform:2026-W48",

@@ -60,7 +60,9 @@ async def test_failed_run_is_retried_after_backoff_then_given_up(rt) -> None:  #
 
 
 async def test_run_due_catches_up_once_and_marks_late(rt) -> None:  # type: ignore[no-untyped-def]
-    # The retention cron fires at 03:30 org time; the bot was down until 15:00.
+    # The bot ran yesterday; the retention cron fires at 03:30 org time and the bot was
+    # down until 15:00: that run is caught up, once.
+    await run_due(rt, rt.now() - timedelta(days=1))
     outcomes = await run_due(rt)
     retention = [o for o in outcomes if o.job == "retention"]
     assert len(retention) == 1 and retention[0].ran and retention[0].late

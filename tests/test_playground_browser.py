@@ -18,9 +18,12 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import func, select
 
 from bot import ledger
+from bot.approvals import flow
 from bot.directory import person_by_email
 from bot.money import fmt_usd
+from bot.outbox import drain
 from bot.runtime import Runtime
+from bot.scheduling.runner import run_job
 from bot.server import build_app
 from bot.store.tables import (
     AuditEntry,
@@ -41,8 +44,11 @@ TOMAS = "tomas.novak@acme.example"
 PRIYA = "priya.raman@acme.example"  # Tomás's manager
 OMAR = "omar.haddad@acme.example"  # a "summarizer" in the demo generator
 PURPOSE = "Build an agent that triages bug reports"
-# Set to a path (docs/playground.png) to refresh the README's screenshot from the round trip.
-DOCS_SCREENSHOT = os.environ.get("PLAYGROUND_SCREENSHOT")
+# Set to a folder (docs) to refresh the README's screenshots: playground.png (the round
+# trip), playground-simulated.png (As if it were), playground-phone.png (390 px wide).
+DOCS_DIR = os.environ.get("PLAYGROUND_SCREENSHOTS")
+MONDAY = "2026-11-23T14:05:00+00:00"  # 09:05 in New York: the weekly digest is due
+PHONE = {"width": 390, "height": 844}
 
 OpenPlayground = Callable[..., AbstractAsyncContextManager[Playground]]
 
@@ -162,8 +168,8 @@ async def test_sandbox_approval_round_trip_by_clicks(rt: Runtime,
         balance = await pg.reply_to("/tokens", "Your AI budget")
         assert await pg.fact(balance, "Sandbox grants") == "$300"
         await expect(balance).to_contain_text("Sandbox grant #1: $300")
-        if DOCS_SCREENSHOT:
-            await save_docs_screenshot(pg, Path(DOCS_SCREENSHOT))
+        if DOCS_DIR:
+            await save_docs_screenshot(pg, Path(DOCS_DIR) / "playground.png")
 
     async with rt.db.reader() as s:
         req = await s.scalar(select(SandboxRequest))
@@ -217,8 +223,8 @@ async def test_tip_buttons_record_the_click_and_open_the_form(
         assert await count(rt, TipEvent) == 1
 
 
-async def test_digest_with_chart_appears_in_the_channel_after_running_due_jobs(
-        rt: Runtime, playground: OpenPlayground) -> None:
+async def test_as_if_shows_the_digest_in_a_simulation_and_return_to_now_discards_it(
+        rt: Runtime, playground: OpenPlayground, backend: str) -> None:
     async with rt.db.reader() as s:
         platform = await s.scalar(select(Team).where(Team.key == "platform"))
     assert platform is not None
@@ -228,19 +234,115 @@ async def test_digest_with_chart_appears_in_the_channel_after_running_due_jobs(
     async with playground(rt) as pg:
         await pg.act_as("Priya Raman")
         await pg.open_channel("platform")
+        banner = pg.page.locator("#sim-banner")
+        await expect(banner).to_be_hidden()
+        if backend == "postgresql":
+            # A shared PostgreSQL store is not copied from here: simulated time is refused.
+            await pg.page.locator("#as-if").fill("2026-11-23T09:30")
+            await pg.page.locator("#run-due").click()
+            await expect(pg.page.locator("#ran")).to_contain_text("needs the playground's SQLite")
+            await expect(banner).to_be_hidden()
+            assert await count(rt, PlaygroundMessage) == 0
+            return
         # Monday 09:30 in New York: the platform team's digest ("0 9 * * mon") is due.
         ran = await pg.run_due(as_if="2026-11-23T09:30")
         await expect(ran).to_contain_text("digests")
+        await expect(ran).not_to_contain_text("caught up")
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text("Simulated: Mon Nov 23 2026, 09:30")
+        await expect(banner).to_contain_text("Nothing done here changes the real one")
         image = pg.page.locator("#messages article.msg-bot figure.m-image img").last
         await expect(image).to_be_visible(timeout=15_000)
-        assert (await image.get_attribute("src") or "").startswith("/charts/")
-        # The signed link must really serve the PNG: wait for the browser to decode it.
+        assert (await image.get_attribute("src") or "").startswith("/playground/charts/")
+        # The chart is served from the simulation's copy: wait for the browser to decode it.
         await image.evaluate("img => img.decode()")
         assert await image.evaluate("img => img.naturalWidth") > 100
+        await expect(pg.message_with("weekly AI digest")).not_to_contain_text("posted late")
+        if DOCS_DIR:
+            await pg.page.screenshot(path=Path(DOCS_DIR) / "playground-simulated.png")
+        # The real store has none of it.
+        assert await count(rt, PlaygroundMessage) == 0
+        assert await count(rt, Chart) == 0
 
-    async with rt.db.reader() as s:
-        rows = (await s.scalars(select(PlaygroundMessage).where(
-            PlaygroundMessage.conversation == f"team:{platform.id}"))).all()
-        charts = [b["chart_id"] for r in rows for b in r.payload.get("blocks", [])
-                  if b.get("kind") == "image" and b.get("chart_id")]
-        assert charts and await s.get(Chart, charts[-1]) is not None
+        await pg.page.locator("#back-to-now").click()
+        await expect(banner).to_be_hidden()
+        await expect(pg.page.locator("#clock-kind")).to_have_text("Bot clock")
+        await expect(pg.messages).to_have_count(0)
+    assert await count(rt, PlaygroundMessage) == 0
+
+
+async def at_the_bottom(pg: Playground) -> bool:
+    """The newest message is in view: the conversation is scrolled all the way down."""
+    return bool(await pg.page.locator("#messages").evaluate(
+        "b => b.scrollHeight - b.scrollTop - b.clientHeight < 2"))
+
+
+async def test_a_conversation_with_a_chart_opens_on_its_newest_message(
+        rt: Runtime, playground: OpenPlayground) -> None:
+    emails = [p.email for p in rt.config.directory.people if p.team == "platform"]
+    await seed_demo(rt, emails, days=20)
+    async with playground(rt) as pg:
+        # Priya's DM: her private digest with its chart, then a request card after it.
+        rt.clock.set(MONDAY)  # type: ignore[attr-defined]
+        await run_job(rt, "digests")
+        await drain(rt)
+        async with rt.db.reader() as s:
+            tomas = await person_by_email(s, TOMAS)
+        assert tomas is not None
+        await flow.create(rt, tomas, amount="300", purpose=PURPOSE, platform="playground")
+        await drain(rt)
+        # Charts arrive slowly, as from a busy server: the page must scroll once they do.
+        slow: list[str] = []
+
+        async def late_chart(route: Any) -> None:
+            slow.append(route.request.url)
+            await asyncio.sleep(0.8)
+            await route.continue_()
+
+        await pg.page.route("**/playground/charts/**", late_chart)
+        await pg.act_as("Priya Raman")
+        newest = pg.messages.last
+        await expect(newest).to_contain_text("Sandbox budget request #1")
+        image = pg.page.locator("#messages figure.m-image img").last
+        await expect(image).to_be_visible()
+        await image.evaluate("img => img.decode()")
+        assert slow, "the chart did not come through the slowed route"
+        await expect(pg.page.locator("#messages")).to_have_js_property("scrollTop", await (
+            pg.page.locator("#messages").evaluate("b => b.scrollHeight - b.clientHeight")))
+        assert await at_the_bottom(pg)
+        await expect(pg.button(newest, "Approve")).to_be_in_viewport()
+
+
+async def test_a_phone_sized_window_has_a_drawer_and_a_readable_chat(
+        rt: Runtime, browser: Browser, request: pytest.FixtureRequest) -> None:
+    await seed_demo(rt, [TOMAS], days=20)
+    app = build_app(rt, playground=True, background=False)
+    async with serving(app) as base, open_playground(browser, base, request.node.name,
+                                                     viewport=PHONE) as pg:
+        page = pg.page
+        # The people list is in a drawer, out of the way until asked for.
+        await expect(page.locator(".person").first).not_to_be_in_viewport()
+        toggle = page.locator("#menu-toggle")
+        await expect(toggle).to_be_visible()
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await expect(page.locator(".person", has_text="Tomás Novák")).to_be_in_viewport()
+        await pg.act_as("Tomás Novák")  # choosing closes the drawer
+        await expect(page.locator("#sidebar")).not_to_be_in_viewport()
+        card = await pg.reply_to("/tokens", "Your AI budget")
+        # The chat has the width of the window, not one letter per line.
+        body = await card.locator(".msg-main").bounding_box()
+        assert body is not None and body["width"] > 250
+        header = await page.locator("#conv-sub").bounding_box()
+        assert header is not None and header["width"] > 250
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert await at_the_bottom(pg)
+        await expect(page.locator("#composer-input")).to_be_in_viewport()
+        # The clock and "Run due jobs now" are in the drawer too.
+        await toggle.click()
+        await page.locator("#run-due").scroll_into_view_if_needed()
+        await expect(page.locator("#run-due")).to_be_in_viewport()
+        await page.locator("#scrim").click(position={"x": 370, "y": 400})
+        await expect(page.locator("#sidebar")).not_to_be_in_viewport()
+        if DOCS_DIR:
+            await page.screenshot(path=Path(DOCS_DIR) / "playground-phone.png")

@@ -23,19 +23,26 @@ from bot.cli.teams import teams_package
 )
 @click.option(
     "--log-level",
-    default="INFO",
-    show_default=True,
+    default=None,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Default: INFO for serve and worker, WARNING for other commands.",
 )
 @click.option(
-    "--log-format", default="json", show_default=True, type=click.Choice(["json", "text"])
+    "--log-format",
+    default=None,
+    type=click.Choice(["json", "text"]),
+    help="Default: json for serve and worker, text for other commands.",
 )
 @click.version_option(package_name="tokencoach")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, log_level: str, log_format: str) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, log_level: str | None, log_format: str | None
+) -> None:
     """tokencoach: token balances, sandbox budgets, nudges and digests in Slack and Teams."""
     ctx.obj = GlobalOptions(
-        config_path=config_path, log_level=log_level.upper(), json_logs=log_format == "json"
+        config_path=config_path,
+        log_level=log_level.upper() if log_level else None,
+        log_format=log_format,
     )
 
 

@@ -19,24 +19,34 @@ from bot.config.env import Env
 from bot.logs import setup_logging
 from bot.runtime import Runtime
 from bot.store import NotMigratedError
-from bot.timeutil import parse_at
+from bot.timeutil import parse_at, parse_since
 
 T = TypeVar("T")
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Long-running services log JSON at INFO for a log pipeline; a command someone typed
+# prints its own readable output and logs only warnings, as text.
+SERVICES = ("serve", "worker")
+
+
 @dataclass
 class GlobalOptions:
     config_path: str | None
-    log_level: str
-    json_logs: bool
+    log_level: str | None  # None: INFO for services, WARNING for commands
+    log_format: str | None  # None: json for services, text for commands
 
 
 def runtime(ctx: click.Context, *, pool_size: int = 10) -> Runtime:
     opts: GlobalOptions = ctx.find_root().obj
     env = Env.from_environ()
-    setup_logging(level=opts.log_level, json_logs=opts.json_logs, secrets=env.secrets())
+    service = ctx.info_name in SERVICES
+    setup_logging(
+        level=opts.log_level or ("INFO" if service else "WARNING"),
+        json_logs=(opts.log_format or ("json" if service else "text")) == "json",
+        secrets=env.secrets(),
+    )
     return Runtime.create(opts.config_path, env, pool_size=pool_size)
 
 
@@ -44,14 +54,30 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def at_option(value: str | None, rt: Runtime) -> datetime | None:
+def at_option(value: str | None, rt: Runtime, *, hint: str = "--at") -> datetime | None:
+    """A time given on the command line (ISO, read in the org's zone when naive)."""
     if value is None:
         return None
     try:
         return parse_at(value, rt.tz)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO time like 2026-11-23T09:00", param_hint="--at"
+            f"{value!r} is not an ISO time like 2026-11-23T09:00", param_hint=hint
+        ) from None
+
+
+def since_option(value: str | None, rt: Runtime, *, hint: str = "--since") -> datetime | None:
+    """A start time: ISO (`2026-11-23`, `2026-11-23T09:00`), `today`, `yesterday`, or an age
+    like `7d`, `12h`, `2w` (days and weeks count from midnight, org time)."""
+    if value is None:
+        return None
+    try:
+        return parse_since(value, rt.now(), rt.tz)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a time: use a date (2026-11-23), a time (2026-11-23T09:00), "
+            "today, yesterday, or an age like 7d, 12h or 2w",
+            param_hint=hint,
         ) from None
 
 

@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from bot.money import pct, to_micros
-from bot.nudges.effect import Effect, holdout_effect
+from bot.nudges.effect import Effect, holdout_effect, why_not_measured
 from bot.nudges.shares import trailing
 from bot.runtime import Runtime
 from bot.store.tables import Person, Team, UsageDaily
@@ -39,6 +39,8 @@ class AuditReport:
     stuck: list[tuple[str, str, int, int]]  # (email, team, spend, low-value share %)
     effect: Effect | None
     categories: list[str]
+    effect_text: str  # the effect, or why it cannot be measured yet
+    team_known: bool = True  # False when --team named no team
 
 
 async def audit_usage(rt: Runtime, *, since: date, team: str | None = None) -> AuditReport:
@@ -72,6 +74,9 @@ async def audit_usage(rt: Runtime, *, since: date, team: str | None = None) -> A
             for p in (await s.scalars(select(Person).where(Person.id.in_(list(shares))))).all()
         }
         effect = await holdout_effect(s, cfg, rt.now(), rt.tz)
+        effect_text = (
+            effect.sentence() if effect else await why_not_measured(s, cfg, rt.now(), rt.tz)
+        )
     threshold = int(cfg.nudges.low_value_threshold * 100)
     minimum = to_micros(cfg.nudges.min_spend_usd)
     stuck = []
@@ -85,4 +90,14 @@ async def audit_usage(rt: Runtime, *, since: date, team: str | None = None) -> A
             stuck.append((p.email, tkey, sh.spend, low))
     stuck.sort(key=lambda x: (-x[3], -x[2]))
     ordered = sorted(audits.values(), key=lambda a: -a.spend)
-    return AuditReport(since, until, ordered, org, stuck, effect, list(cfg.categories.names))
+    return AuditReport(
+        since,
+        until,
+        ordered,
+        org,
+        stuck,
+        effect,
+        list(cfg.categories.names),
+        effect_text,
+        team_known=team is None or any(t.key == team for t in teams.values()),
+    )

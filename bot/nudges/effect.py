@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import AppConfig
@@ -95,3 +95,21 @@ async def holdout_effect(
         return Cohort(n, before // n if n else 0, after // n if n else 0)
 
     return Effect(mean("nudged"), mean("holdout"))
+
+
+async def why_not_measured(s: AsyncSession, config: AppConfig, now: datetime, tz: str) -> str:
+    """Why there is no effect to report yet, in one sentence."""
+    window = config.nudges.window_days
+    first = await s.scalar(select(func.min(Nudge.created_at)))
+    if first is None:
+        return (
+            "Effect of the tips: not measurable yet — no sweep has decided on anyone so far. "
+            f"It compares tipped people with the holdout group over the {window} days after "
+            "a sweep."
+        )
+    ready = local_day(first, tz) + timedelta(days=window)
+    return (
+        f"Effect of the tips: not measurable yet — the first sweep was on "
+        f"{local_day(first, tz):%b %-d}, and the effect needs the {window} days after it "
+        f"(from {ready:%b %-d})."
+    )

@@ -15,15 +15,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.charts_http import chart_url
+from sqlalchemy import func, select
+
 from bot.directory import person_by_id
 from bot.outbox import drain
 from bot.playground import render, store
+from bot.playground.simulation import Unavailable, Worlds
 from bot.playground.store import Member
 from bot.reply import ActionResult, Form, Reply
 from bot.runtime import Runtime
 from bot.scheduling.runner import RunOutcome, run_due
-from bot.store.tables import PlaygroundMessage
+from bot.store.tables import OutboxMessage, PlaygroundMessage
 from bot.timeutil import as_utc, parse_at
 from handlers import handle_action, handle_command
 from handlers.context import Actor, Ctx
@@ -88,6 +90,11 @@ async def actor_for(rt: Runtime, w: Where) -> Actor:
 # --- reading ---------------------------------------------------------------------------
 
 
+def chart_path(chart_id: str) -> str:
+    """Charts are served from the store the page shows (the real one or a simulation's)."""
+    return f"/playground/charts/{chart_id}.png"
+
+
 def etag(row: PlaygroundMessage) -> str:
     data = json.dumps(row.payload, sort_keys=True, default=str)
     stamp = as_utc(row.updated_at).isoformat()
@@ -111,7 +118,7 @@ def _message_html(
     reply = Reply.from_json(row.payload)
     if is_bot:
         author = "tokencoach"
-        body = render.reply_html(reply, lambda cid: chart_url(rt, cid, absolute=False))
+        body = render.reply_html(reply, chart_path)
     else:
         author = names.get(_author_id(row) or 0, "someone")
         body = render.user_text_html(reply.text)
@@ -303,7 +310,7 @@ def _suggestion(people: list[Member]) -> dict[str, Any] | None:
     return None
 
 
-def clock(rt: Runtime) -> dict[str, str]:
+def clock(rt: Runtime) -> dict[str, Any]:
     now = rt.now()
     local = as_utc(now).astimezone(ZoneInfo(rt.tz))
     return {
@@ -311,6 +318,7 @@ def clock(rt: Runtime) -> dict[str, str]:
         "label": local.strftime("%a %b %-d %Y, %H:%M"),
         "local": local.strftime("%Y-%m-%dT%H:%M"),
         "tz": rt.tz,
+        "simulated": rt.simulated,
     }
 
 
@@ -325,22 +333,45 @@ def _outcome(o: RunOutcome) -> dict[str, Any]:
     }
 
 
-async def run_jobs(rt: Runtime, at_text: str | None) -> dict[str, Any]:
-    """`jobs run-due` from the page: run what is due (now, or as if it were ``at``) and
-    deliver what that queued, on one frozen clock so "future" messages go out too."""
-    at = None
+async def run_jobs(worlds: Worlds, at_text: str | None) -> dict[str, Any]:
+    """`jobs run-due` from the page: run what is due now and deliver what that queued.
+    With a time ("As if it were"), first move into a simulation at that time (a copy of
+    the store; see bot/playground/simulation.py): the real store is never touched."""
+    rt = worlds.rt
     if at_text:
         try:
             at = parse_at(at_text, rt.tz)
         except ValueError as exc:
             raise Refused(f"not a date and time: {at_text[:40]}") from exc
-    frozen = rt.frozen_at(at or rt.now())
+        try:
+            rt = await worlds.go_to(at)
+        except Unavailable as exc:
+            raise Refused(str(exc), 409) from None
+    frozen = rt.frozen_at(rt.now())  # one clock for the jobs and the delivery after them
     outcomes = await run_due(frozen)
-    stats = await drain(frozen)
+    await drain(frozen)
+    # The background sender may have delivered some of it first: count by what this run
+    # queued (every row it wrote carries its frozen time).
+    async with frozen.db.reader() as s:
+        rows = await s.execute(
+            select(OutboxMessage.status, func.count())
+            .where(
+                OutboxMessage.platform == "playground",
+                OutboxMessage.created_at == frozen.now(),
+            )
+            .group_by(OutboxMessage.status)
+        )
+        sent: dict[str, int] = {status: n for status, n in rows}
     return {
         "clock": clock(frozen),
-        "as_if": at is not None,
+        "as_if": frozen.simulated,
         "ran": [_outcome(o) for o in outcomes if o.ran],
-        "delivered": stats.sent,
-        "failed": stats.failed + stats.unreachable,
+        "delivered": sent.get("sent", 0),
+        "failed": sent.get("failed", 0) + sent.get("unreachable", 0),
     }
+
+
+async def back_to_now(worlds: Worlds) -> dict[str, Any]:
+    """Leave simulated time: the copy is thrown away, the real store is shown again."""
+    discarded = await worlds.back_to_now()
+    return {"ok": True, "discarded": discarded, "clock": clock(worlds.rt)}

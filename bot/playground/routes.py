@@ -18,7 +18,9 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from bot.digest.chart import png_for
 from bot.playground import api
+from bot.playground.simulation import Worlds
 from bot.runtime import Runtime
 from bot.server import is_loopback
 
@@ -108,40 +110,50 @@ def _json(data: dict[str, Any], status: int = 200) -> web.Response:
 
 
 def json_api(
-    rt: Runtime, fn: Callable[[Runtime, dict[str, Any]], Awaitable[dict[str, Any]]]
+    worlds: Worlds, fn: Callable[[Worlds, dict[str, Any]], Awaitable[dict[str, Any]]]
 ) -> Handler:
-    """A POST endpoint: JSON in, JSON out, refusals as {"error": …} with their status."""
+    """A POST endpoint: JSON in, JSON out, refusals as {"error": …} with their status.
+    Every answer says which store it came from (``world``: real, or a simulation)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
-            return _json(await fn(rt, await _body(request)))
+            return _json({**await fn(worlds, await _body(request)), "world": worlds.world})
         except api.Refused as exc:
             return _json({"error": str(exc)}, exc.status)
 
     return guarded(handler)
 
 
-async def _messages(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+async def _messages(worlds: Worlds, body: dict[str, Any]) -> dict[str, Any]:
     known = body.get("known") or {}
     if not isinstance(known, dict):
         raise api.Refused("known must be an object")
+    rt = worlds.rt
     return await api.read(rt, await api.where(rt, body), {str(k): str(v) for k, v in known.items()})
 
 
-async def _send(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+async def _send(worlds: Worlds, body: dict[str, Any]) -> dict[str, Any]:
+    rt = worlds.rt
     return await api.say(rt, await api.where(rt, body), str(body.get("text") or ""))
 
 
-async def _action(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+async def _action(worlds: Worlds, body: dict[str, Any]) -> dict[str, Any]:
+    rt = worlds.rt
     return await api.act(rt, await api.where(rt, body), body)
 
 
-async def _run_due(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+async def _run_due(worlds: Worlds, body: dict[str, Any]) -> dict[str, Any]:
     at = body.get("at")
-    return await api.run_jobs(rt, str(at) if at else None)
+    return await api.run_jobs(worlds, str(at) if at else None)
+
+
+async def _back_to_now(worlds: Worlds, body: dict[str, Any]) -> dict[str, Any]:
+    return await api.back_to_now(worlds)
 
 
 def mount(app: web.Application, rt: Runtime) -> None:
+    worlds = Worlds(rt)
+
     async def index(_request: web.Request) -> web.StreamResponse:
         return web.FileResponse(
             STATIC / "index.html",
@@ -161,12 +173,26 @@ def mount(app: web.Application, rt: Runtime) -> None:
         )
 
     async def directory(_request: web.Request) -> web.StreamResponse:
-        return _json(await api.directory(rt))
+        return _json({**await api.directory(worlds.rt), "world": worlds.world})
+
+    async def chart(request: web.Request) -> web.StreamResponse:
+        png = await png_for(worlds.rt, request.match_info["chart_id"])
+        if png is None:
+            raise web.HTTPNotFound(text="no such chart")
+        return web.Response(
+            body=png, content_type="image/png", headers={"Cache-Control": "no-store"}
+        )
+
+    async def discard(_app: web.Application) -> None:
+        await worlds.back_to_now()
 
     app.router.add_get("/", guarded(index))
     app.router.add_get("/playground/static/{name}", guarded(static))
     app.router.add_get("/playground/api/directory", guarded(directory))
-    app.router.add_post("/playground/api/messages", json_api(rt, _messages))
-    app.router.add_post("/playground/api/send", json_api(rt, _send))
-    app.router.add_post("/playground/api/action", json_api(rt, _action))
-    app.router.add_post("/playground/api/run-due", json_api(rt, _run_due))
+    app.router.add_get(r"/playground/charts/{chart_id:[A-Za-z0-9_-]{1,64}}.png", guarded(chart))
+    app.router.add_post("/playground/api/messages", json_api(worlds, _messages))
+    app.router.add_post("/playground/api/send", json_api(worlds, _send))
+    app.router.add_post("/playground/api/action", json_api(worlds, _action))
+    app.router.add_post("/playground/api/run-due", json_api(worlds, _run_due))
+    app.router.add_post("/playground/api/back-to-now", json_api(worlds, _back_to_now))
+    app.on_cleanup.insert(0, discard)  # before the runtime closes

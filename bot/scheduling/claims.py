@@ -13,11 +13,11 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from bot.store import Database
 from bot.store.results import affected
-from bot.store.tables import JobClaim
+from bot.store.tables import JobClaim, JobFirstSeen
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 MAX_ATTEMPTS = 3
@@ -29,7 +29,14 @@ def _insert(db: Database) -> Any:
 
 
 async def claim(
-    db: Database, job: str, period: str, *, now: datetime, lease: timedelta, late: bool = False
+    db: Database,
+    job: str,
+    period: str,
+    *,
+    now: datetime,
+    lease: timedelta,
+    late: bool = False,
+    simulated: bool = False,
 ) -> bool:
     """Try to take (job, period). True if this caller now owns it."""
     async with db.session() as s:
@@ -44,6 +51,7 @@ async def claim(
                 lease_until=now + lease,
                 attempts=1,
                 late=late,
+                simulated=simulated,
             )
             .on_conflict_do_nothing(index_elements=["job", "period"])
         )
@@ -127,3 +135,30 @@ async def settled(db: Database, job: str, periods: list[str]) -> set[str]:
             for p, status, attempts in rows
             if status == "done" or (status != "running" and attempts >= MAX_ATTEMPTS)
         }
+
+
+async def first_seen(db: Database, jobs: list[str], *, now: datetime | None) -> dict[str, datetime]:
+    """When the scheduler first considered each of ``jobs``, recording ``now`` for the new
+    ones (``now=None``: only read, as simulated runs do)."""
+    query = select(JobFirstSeen.job, JobFirstSeen.first_seen_at)
+    async with db.reader() as s:
+        known: dict[str, datetime] = {job: at for job, at in await s.execute(query)}
+    if now is None or all(job in known for job in jobs):
+        return known
+    async with db.session() as s:
+        for job in jobs:
+            if job not in known:
+                await s.execute(
+                    db.insert(JobFirstSeen)
+                    .values(job=job, first_seen_at=now)
+                    .on_conflict_do_nothing(index_elements=["job"])
+                )
+        return {job: at for job, at in await s.execute(query)}
+
+
+async def last_real_run(db: Database) -> datetime | None:
+    """When a job last started on the real clock (runs "as if" another time don't count)."""
+    async with db.reader() as s:
+        return await s.scalar(
+            select(func.max(JobClaim.claimed_at)).where(JobClaim.simulated.is_(False))
+        )

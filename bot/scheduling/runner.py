@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import metrics
+from bot import audit, metrics
 from bot.runtime import Runtime
 from bot.scheduling import claims
 from bot.scheduling.registry import JobSpec, Occurrence, all_jobs
@@ -30,13 +30,30 @@ class RunOutcome:
     error: str | None = None
 
 
+def is_late(rt: Runtime, due_at: datetime, after: timedelta = LATE_AFTER) -> bool:
+    """A real run well after its due time is a catch-up; a simulated run never is (its time
+    was chosen, nothing was missed)."""
+    return not rt.simulated and rt.now() - due_at > after
+
+
 async def run_occurrence(rt: Runtime, spec: JobSpec, occ: Occurrence) -> RunOutcome:
     now = rt.now()
-    late = now - occ.due_at > LATE_AFTER
-    if not await claims.claim(rt.db, spec.name, occ.period, now=now, lease=spec.lease, late=late):
+    late = is_late(rt, occ.due_at)
+    if not await claims.claim(
+        rt.db,
+        spec.name,
+        occ.period,
+        now=now,
+        lease=spec.lease,
+        late=late,
+        simulated=rt.simulated,
+    ):
         return RunOutcome(spec.name, occ.period, ran=False)
 
-    body: asyncio.Future[dict[str, Any] | None] = asyncio.ensure_future(spec.func(rt, occ))
+    # The job runs in its own task, which copies this context: its audit rows are marked
+    # simulated when the run is.
+    with audit.simulated_rows(rt.simulated):
+        body: asyncio.Future[dict[str, Any] | None] = asyncio.ensure_future(spec.func(rt, occ))
     lost = False
 
     async def keep_lease() -> None:
@@ -101,7 +118,14 @@ async def run_occurrence(rt: Runtime, spec: JobSpec, occ: Occurrence) -> RunOutc
     metrics.JOB_RUNS.labels(spec.name, "ok").inc()
     await claims.finish(rt.db, spec.name, occ.period, now=rt.now(), ok=True, result=result)
     log.info(
-        "job done", extra={"job": spec.name, "period": occ.period, "late": late, "result": result}
+        "job done",
+        extra={
+            "job": spec.name,
+            "period": occ.period,
+            "late": late,
+            "simulated": rt.simulated,
+            "result": result,
+        },
     )
     return RunOutcome(spec.name, occ.period, ran=True, late=late, result=result)
 
@@ -120,15 +144,30 @@ async def run_job(rt: Runtime, name: str, at: datetime | None = None) -> list[Ru
 
 
 async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
-    """Run every job whose current period is not done yet: ticks and catch-up alike."""
+    """Run every job whose current period is not done yet: ticks and catch-up alike.
+
+    Catch-up is for downtime after the bot has run: a period that fell due well before
+    the scheduler first saw its job is history a fresh install never missed, and is not
+    run at all. A simulated run ("as if it were") goes by the same marks but sets none.
+    """
     rt = rt.frozen_at(at) if at else rt
+    specs = all_jobs()
+    now = None if rt.simulated else rt.real_now()
+    seen = await claims.first_seen(rt.db, list(specs), now=now)
     outcomes: list[RunOutcome] = []
-    for spec in all_jobs().values():
+    for spec in specs.values():
         try:
             occurrences = await spec.due(rt, rt.now())
         except Exception as exc:
             log.error("job schedule failed", extra={"job": spec.name, "error": repr(exc)})
             continue
+        since = seen.get(spec.name)
+        if since is not None:
+            occurrences = [
+                o
+                for o in occurrences
+                if not (o.due_at < since and rt.now() - o.due_at > LATE_AFTER)
+            ]
         done = await claims.settled(rt.db, spec.name, [o.period for o in occurrences])
         for occ in occurrences:
             if occ.period not in done:

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.reply import ActionResult, Form, Reply, simple
 from bot.runtime import Runtime
@@ -123,6 +124,10 @@ def build_bolt(rt: Runtime) -> AsyncApp:
             "ts": container.get("message_ts"),
             "ephemeral": bool(container.get("is_ephemeral")),
         }
+        if where["ephemeral"] and body.get("response_url"):
+            # An ephemeral message (the requests list) can only be replaced through its
+            # response_url, also after a form opened from it is submitted.
+            where["response_url"] = body["response_url"]
         await apply_result(client, respond, body, result, where)
 
     @bolt.view(re.compile(r".*"))
@@ -163,6 +168,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
             "channel": meta.get("channel"),
             "ts": meta.get("ts"),
             "ephemeral": bool(meta.get("ephemeral")),
+            "response_url": meta.get("response_url"),
         }
         await apply_result(client, None, body, result, where)
 
@@ -240,6 +246,15 @@ async def _apply(
         payload = render.message(result.update)
         if where.get("ephemeral") and respond is not None:
             await respond(replace_original=True, **payload)
+        elif where.get("ephemeral") and where.get("response_url"):
+            sent = await AsyncWebhookClient(where["response_url"]).send(
+                replace_original=True, **payload
+            )
+            if sent.status_code != 200:
+                log.warning("Slack refused the response_url", extra={"status": sent.status_code})
+                await client.chat_postEphemeral(
+                    channel=where.get("channel") or user_id, user=user_id, **payload
+                )
         elif where.get("channel") and where.get("ts"):
             await client.chat_update(channel=where["channel"], ts=where["ts"], **payload)
     if result.reply is not None:

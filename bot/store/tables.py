@@ -263,6 +263,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(64), index=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Written by a run "as if it were" another time (`--at`): listed apart from real rows.
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 # --- nudges and alerts -----------------------------------------------------------------
@@ -332,6 +334,18 @@ class JobClaim(Base):
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Claimed by a run "as if it were" another time (`--at`): not a real run.
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobFirstSeen(Base):
+    """When the scheduler first considered a job: periods due before that are history a
+    fresh install never missed, so they are not caught up."""
+
+    __tablename__ = "job_first_seen"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime]
 
 
 class OutboxMessage(Base):

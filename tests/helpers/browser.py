@@ -59,12 +59,20 @@ class Playground:
     def dialog(self) -> Locator:
         return self.page.locator("#dialog")
 
+    async def open_drawer(self) -> None:
+        """On a narrow window the sidebar is a drawer: open it (a no-op when wide)."""
+        toggle = self.page.locator("#menu-toggle")
+        if await toggle.is_visible() and await toggle.get_attribute("aria-expanded") != "true":
+            await toggle.click()
+
     async def act_as(self, name: str) -> None:
+        await self.open_drawer()
         await self.page.locator(".person", has_text=name).click()
         await expect(self.page.locator("#me-name")).to_have_text(name)
         await expect(self.page.locator("#conv-title")).to_have_text("tokencoach")
 
     async def open_channel(self, key: str) -> None:
+        await self.open_drawer()
         await self.page.locator("#channel-list button", has_text=f"# {key}").click()
         await expect(self.page.locator("#conv-title")).to_have_text(f"# {key}")
 
@@ -120,8 +128,9 @@ class Playground:
 
 
 @asynccontextmanager
-async def open_playground(browser: Browser, base: str, name: str) -> AsyncIterator[Playground]:
-    context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+async def open_playground(browser: Browser, base: str, name: str,
+                          viewport: dict[str, int] | None = None) -> AsyncIterator[Playground]:
+    context = await browser.new_context(viewport=viewport or VIEWPORT)  # type: ignore[arg-type]
     context.set_default_timeout(WAIT_MS)
     page = await context.new_page()
     errors: list[str] = []

@@ -15,6 +15,8 @@
     latest: {},
     inFlight: false,
     again: false,
+    world: null,      // which store the server showed last: "real-N" or "sim-N"
+    stick: true,      // keep the newest message in view (until the reader scrolls up)
   };
 
   // --- talking to the server ---------------------------------------------------------
@@ -29,6 +31,8 @@
     let data = {};
     try { data = await res.json(); } catch (_) { /* not JSON: keep the status */ }
     if (!res.ok) throw new Error(data.error || `The server answered ${res.status}`);
+    if (data.world && state.world && data.world !== state.world) changedWorld(data.world);
+    if (data.world) state.world = data.world;
     return data;
   }
 
@@ -115,6 +119,22 @@
   function renderClock(clock) {
     $("clock").textContent = `${clock.label} (${clock.tz})`;
     $("tz").textContent = `(${clock.tz})`;
+    $("clock-kind").textContent = clock.simulated ? "Simulated clock" : "Bot clock";
+    $("sim-clock").textContent = `${clock.label} (${clock.tz})`;
+    $("sim-banner").hidden = !clock.simulated;
+    document.body.classList.toggle("simulated", Boolean(clock.simulated));
+  }
+
+  // The server switched stores (a simulation started or was thrown away): what is on
+  // screen belongs to the other one.
+  function changedWorld(world) {
+    state.world = world;
+    state.known = new Map();
+    state.seen = {};
+    state.stick = true;
+    $("messages").replaceChildren();
+    loadDirectory().catch(() => {});
+    poll();
   }
 
   function renderWelcome() {
@@ -129,13 +149,15 @@
         el("strong", { text: s.manager.name }), " (their manager), click Approve, and switch back."));
     }
     parts.push(el("p", {}, "Use ", el("strong", { text: "Run due jobs now" }),
-      " (optionally “as if” a later time, e.g. next Monday 09:00) to see digests, tips and alerts without waiting."));
+      " to run what is due. Fill in “As if it were” (e.g. next Monday 09:30) to see digests, tips and alerts without waiting: that runs on a copy of the store, and ",
+      el("strong", { text: "Return to now" }), " throws the copy away."));
     box.replaceChildren(...parts);
   }
 
   // --- who and where -----------------------------------------------------------------
 
   function choose(person) {
+    closeMenu();
     state.me = person;
     localStorage.setItem("tc-playground-me", String(person.id));
     $("me-name").textContent = person.name;
@@ -150,7 +172,9 @@
   }
 
   function openConversation(conv) {
+    closeMenu();
     state.conv = conv;
+    state.stick = true;
     state.known = new Map();
     $("messages").replaceChildren();
     const team = channels().find((t) => t.conversation === conv);
@@ -180,9 +204,17 @@
     return true;
   }
 
+  function atBottom(box) {
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  }
+
+  function toNewest() {
+    const box = $("messages");
+    box.scrollTop = box.scrollHeight;
+  }
+
   function apply(data) {
     const box = $("messages");
-    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     const ids = new Set(data.ids);
     for (const a of [...box.children]) {
       if (!ids.has(Number(a.dataset.id))) { a.remove(); state.known.delete(a.dataset.id); }
@@ -192,9 +224,9 @@
       added = place(box, parse(m.html), m.id) || added;
       state.known.set(String(m.id), m.etag);
     }
-    if (added && (nearBottom || box.children.length === data.messages.length)) {
-      box.scrollTop = box.scrollHeight;
-    }
+    // Images (digest charts) load after this and push the newest message down again:
+    // the "load" listener below keeps it in view while the reader has not scrolled up.
+    if (added && state.stick) toNewest();
     state.latest = data.latest || {};
     const seen = state.seen[state.me.id] || (state.seen[state.me.id] = { ...state.latest });
     seen[state.conv] = Math.max(seen[state.conv] || 0, state.latest[state.conv] || 0);
@@ -298,7 +330,29 @@
     }
   }
 
+  function openMenu() {
+    $("sidebar").classList.add("open");
+    $("scrim").hidden = false;
+    $("menu-toggle").setAttribute("aria-expanded", "true");
+  }
+
+  function closeMenu() {
+    $("sidebar").classList.remove("open");
+    $("scrim").hidden = true;
+    $("menu-toggle").setAttribute("aria-expanded", "false");
+  }
+
   function wire() {
+    const box = $("messages");
+    box.addEventListener("scroll", () => { state.stick = atBottom(box); });
+    // "load" does not bubble; in the capture phase one listener sees every image.
+    box.addEventListener("load", () => { if (state.stick) toNewest(); }, true);
+    $("menu-toggle").addEventListener("click", () => {
+      if ($("sidebar").classList.contains("open")) closeMenu(); else openMenu();
+    });
+    $("scrim").addEventListener("click", closeMenu);
+    document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeMenu(); });
+
     $("messages").addEventListener("click", (ev) => {
       const target = ev.target.closest("button[data-action], a.btn");
       if (!target) return;
@@ -314,6 +368,7 @@
       const text = input.value.trim();
       if (!text || !state.me) return;
       input.value = "";
+      state.stick = true; // what you said, and the answer, are the newest messages
       try {
         const result = await api("send", { ...where(), text });
         if (result.form) openForm(result.form);
@@ -340,6 +395,22 @@
     });
 
     $("run-due").addEventListener("click", runDue);
+    $("back-to-now").addEventListener("click", backToNow);
+  }
+
+  async function backToNow() {
+    const button = $("back-to-now");
+    button.disabled = true;
+    try {
+      const result = await api("back-to-now", {});
+      renderClock(result.clock);
+      $("as-if").value = "";
+      $("ran").textContent = "Back to now: the simulated copy was thrown away.";
+    } catch (err) {
+      toast(err.message);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async function runDue() {
@@ -351,7 +422,9 @@
     try {
       const result = await api("run-due", { at });
       showRan(result);
+      renderClock(result.clock);
       loadDirectory().catch(() => {});
+      state.stick = true;
       poll();
     } catch (err) {
       box.textContent = err.message;
@@ -362,10 +435,10 @@
 
   function showRan(result) {
     const box = $("ran");
-    const when = result.as_if ? `As if it were ${result.clock.label}` : `At ${result.clock.label}`;
+    const when = result.as_if ? `Simulated, ${result.clock.label}` : `At ${result.clock.label}`;
     const items = result.ran.map((o) => el("li", {
       className: o.ok ? "ok" : "failed", title: o.detail,
-      text: `${o.ok ? "✓" : "✗"} ${o.job} · ${o.period}${o.late ? " (caught up)" : ""}`,
+      text: `${o.ok ? "✓" : "✗"} ${o.job} · ${o.period}${o.late ? " (caught up after downtime)" : ""}`,
     }));
     box.replaceChildren(
       el("div", { text: `${when}:` }),
@@ -379,6 +452,7 @@
 
   async function loadDirectory() {
     state.dir = await api("directory");
+    state.world = state.world || state.dir.world;
     $("org-name").textContent = state.dir.org;
     renderClock(state.dir.clock);
   }
