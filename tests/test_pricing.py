@@ -92,11 +92,40 @@ def test_tiers_and_config_errors() -> None:
 
 def test_the_defaults_parse_and_carry_dated_rates_for_the_new_dimensions() -> None:
     entries = {(e.model, e.effective_from): e for e in default_entries()}
-    sonnet = entries[("claude-sonnet-4*", date(2025, 5, 22))]
-    assert sonnet.cache_write_1h == Decimal("6.00") and sonnet.web_search_per_1k == 10
-    assert sonnet.tiers["batch"] == Decimal("0.5") and sonnet.long_context is not None
-    realtime = entries[("gpt-realtime*", date(2025, 8, 28))]
-    assert realtime.audio_input == 32 and realtime.audio_output == 64
+    sonnet = entries[("claude-sonnet-4-5*", date(2025, 9, 29))]
+    # The documented prompt-caching multipliers: 5-minute writes 1.25x input, 1-hour
+    # writes 2x, hits 0.1x (platform.claude.com/docs/en/about-claude/pricing).
+    assert (sonnet.cache_write, sonnet.cache_write_1h, sonnet.cache_read) == (
+        sonnet.input * Decimal("1.25"), sonnet.input * 2, sonnet.input / 10)
+    assert sonnet.web_search_per_1k == 10 and sonnet.tiers["batch"] == Decimal("0.5")
+    assert sonnet.long_context is not None
+    audio = entries[("gpt-4o-audio*", date(2024, 12, 17))]
+    assert (audio.audio_input, audio.audio_output) == (40, 80)
+    # Flex is priced at Batch API rates (OpenAI's flex processing guide).
+    assert all(e.tiers.get("flex", e.tiers.get("batch")) == e.tiers.get("batch")
+               for e in entries.values())
+
+
+@pytest.mark.parametrize(("provider", "model", "rates"), [
+    # Newer models that share a stem with an older, dearer one get their own rates...
+    ("anthropic", "claude-opus-4-6", ("5.00", "25.00")),
+    ("anthropic", "claude-opus-4-20250514", ("15.00", "75.00")),
+    ("anthropic", "claude-sonnet-5-5", ("2.00", "10.00")),
+    ("openai", "gpt-5-2025-08-07", ("1.25", "10.00")),
+    ("openai", "gpt-4o-2024-08-06", ("2.50", "10.00")),
+    # ...and a model whose price was not checked is reported unpriced, never priced at a
+    # relative's rate (gpt-5.4 is not gpt-5; o3-mini is not o3; Opus 5.5 is not Opus 5).
+    ("openai", "gpt-5.4", None),
+    ("openai", "gpt-5-pro", None),
+    ("openai", "o3-mini", None),
+    ("openai", "gpt-4o-realtime-preview", None),
+    ("anthropic", "claude-opus-5-5", None),
+])
+def test_default_prefixes_do_not_lend_a_relative_s_price(
+        provider: str, model: str, rates: tuple[str, str] | None) -> None:
+    price = PriceTable(PricingConfig()).lookup(provider, model, date(2026, 11, 17))
+    got = None if price is None else (price.input, price.output)
+    assert got == (None if rates is None else tuple(Decimal(r) for r in rates))
 
 
 def test_products_categorise_copilot_and_cursor() -> None:

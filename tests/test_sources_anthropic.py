@@ -19,7 +19,7 @@ from bot.runtime import Runtime
 from bot.store.tables import Person, ProviderCost, SourceState, UsageRecord
 from bot.timeutil import as_utc
 from bot.usage.pull import PullError, probe_source, pull_source
-from bot.usage.sources import http
+from bot.usage.sources import anthropic, http
 from tests.conftest import with_overrides
 from tests.fakes.providers import FakeAnthropic, claude_code_record, stored_totals
 from tests.helpers.server import serving
@@ -53,7 +53,9 @@ def user(email: str, uid: str) -> dict[str, Any]:
             "deleted": False}
 
 
-ROBOT = {"type": "service_account_actor", "service_account_id": "svcacct_ci"}
+# Service accounts are tagged "svac_..." (the actor_ids[] filter's documentation).
+ROBOT = {"type": "service_account_actor", "service_account_id": "svac_ci"}
+KEY_ACTOR = {"type": "api_actor", "api_key_id": "apikey_ci"}  # usage of the key itself
 # (actor, api_key_id, workspace_id, model, product): each legacy group (key, workspace,
 # model) has one actor, so both APIs see the same rows and round the same way.
 COMBOS = [
@@ -62,6 +64,7 @@ COMBOS = [
     (user(KENJI, "user_kenji"), "apikey_growth", "wrkspc_growth", SONNET, "api"),
     (ROBOT, "apikey_unknown", None, HAIKU, "api"),  # nobody: unattributed
     (user(PRIYA, "user_priya"), None, None, SONNET, "api"),  # Console: no key
+    (KEY_ACTOR, "apikey_ci", "wrkspc_core", SONNET, "api"),
 ]
 TIERS = [("standard", "0-200k"), ("batch", "0-200k"), ("standard", "200k-1M"),
          ("priority", "0-200k")]
@@ -71,11 +74,11 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
         attempts=3, backoff_base=0.01, backoff_cap=0.02))
 
 
-def usage_rows() -> list[dict[str, Any]]:
+def usage_rows(since: datetime = SINCE, now: datetime = NOW) -> list[dict[str, Any]]:
     rng = random.Random(11)
     rows = []
-    hour = SINCE - timedelta(hours=2)
-    while hour <= NOW:
+    hour = since - timedelta(hours=2)
+    while hour <= now:
         for actor, key, workspace, model, product in COMBOS:
             for tier, window in TIERS:
                 if window != "0-200k" and model != SONNET:
@@ -205,9 +208,9 @@ def expected(usage: list[dict[str, Any]], code: list[dict[str, Any]], start: dat
     }
 
 
-def make_fake() -> FakeAnthropic:
+def make_fake(since: datetime = SINCE, now: datetime = NOW) -> FakeAnthropic:
     fake = FakeAnthropic(KEY)
-    fake.usage = usage_rows()
+    fake.usage = usage_rows(since, now)
     fake.claude_code = claude_code_rows()
     fake.costs = cost_rows()
     fake.analytics_costs = [
@@ -420,13 +423,16 @@ async def test_analytics_api_attributes_by_actor_email_and_prices_every_dimensio
             .join(Person, Person.id == UsageRecord.person_id, isouter=True)
             .where(UsageRecord.source == "anthropic").group_by(Person.email))).all())
         robot = await s.scalar(select(func.count()).where(
-            UsageRecord.identity == "user:svcacct_ci"))
+            UsageRecord.identity == "user:svac_ci"))
+        by_key = await s.scalar(select(func.count()).where(
+            UsageRecord.identity == "api_key:apikey_ci"))
         agentic = await s.scalar(select(func.count()).where(
             UsageRecord.source == "anthropic", UsageRecord.category == "agentic"))
         costs = (await s.execute(select(func.count(), func.sum(ProviderCost.amount_micros))
                                  .where(ProviderCost.source == "anthropic"))).one()
     assert {k: int(v) for k, v in stored.items()} == by_email  # cent-exact, per person
     assert robot == sum(1 for r in inside if r["actor"] is ROBOT) > 0  # kept, unattributed
+    assert by_key == sum(1 for r in inside if r["actor"] is KEY_ACTOR) > 0  # by its key
     assert agentic == sum(1 for r in inside if r["product"] == "claude_code") > 0
     assert int(costs[1]) == cost_micros(fake.analytics_costs)
     assert "reconciliation 2026-11-17 → 2026-11-17" in " ".join(result.notes)
@@ -445,3 +451,63 @@ async def test_switching_to_the_analytics_api_replaces_the_legacy_rows_of_a_wind
     assert switched.stats.removed == switched.stats.new > 0
     assert await stored_totals(rt) == expected(fake.usage, fake.claude_code, SINCE, NOW,
                                                "analytics")
+
+
+async def test_windows_before_the_analytics_api_has_data_are_read_from_the_legacy_api(
+        make_runtime, base_config, db_url, clock) -> None:  # type: ignore[no-untyped-def]
+    """starting_at "must be ... no earlier than 2026-01-01T00:00:00Z": a backfill across
+    New Year reads 30 and 31 December from the legacy reports, 1 January from analytics."""
+    now = datetime(2026, 1, 1, 15, tzinfo=UTC)
+    clock.set(now)
+    fake = make_fake(now - timedelta(days=2), now)
+    async with serving(fake.app()) as url:
+        rt = await anthropic_rt(make_runtime, base_config, db_url, url, api="analytics",
+                                claude_code=False)
+        result = await pull_source(rt, "anthropic")
+    assert result.windows == 3
+    assert {q["starting_at"][0][:10] for q in fake.calls(MESSAGES)} == {
+        "2025-12-30", "2025-12-31"}
+    assert {q["starting_at"][0][:10] for q in fake.calls(ANALYTICS)} == {"2026-01-01"}
+    assert {q["starting_at"][0][:10] for q in fake.calls(COSTS)} == {"2025-12-30",
+                                                                    "2025-12-31"}
+    assert {q["starting_at"][0][:10] for q in fake.calls(ANALYTICS_COST)} == {"2026-01-01"}
+    inside = [r for r in fake.usage if now - timedelta(days=2) <= r["start"] < now]
+    want = expected(fake.usage, [], now - timedelta(days=2), now)
+    # Request counts only exist in the analytics rows (1 January).
+    want["requests"] = sum(r["requests"] for r in inside
+                           if r["start"] >= datetime(2026, 1, 1, tzinfo=UTC))
+    assert await stored_totals(rt) == want
+
+
+def test_actor_kinds_and_the_documented_payload_types() -> None:
+    """The four documented actor kinds; a federated identity (no tagged ID) is kept and
+    attributed by its key. Amounts are documented as decimal strings of cents; a page
+    without has_more is followed while next_page is set."""
+    def row(actor: dict[str, Any]) -> Any:
+        return anthropic._analytics_row({
+            "starting_at": "2026-09-03T00:00:00Z", "ending_at": "2026-09-04T00:00:00Z",
+            "group": {"actor": actor, "api_key_id": "apikey_1", "model": SONNET},
+            "usage": {"uncached_input_tokens": 5, "output_tokens": 1, "requests": None}},
+            "row", "1d")[1][0]
+
+    assert row(user(LENA, "user_lena")).user == LENA
+    nameless = row({"type": "user_actor", "user_id": "user_x", "email_address": None,
+                    "name": None, "deleted": True})
+    assert (nameless.user, nameless.user_kind) == ("user_x", "anthropic:users")
+    assert row(ROBOT).user == "svac_ci"
+    assert (row(KEY_ACTOR).user, row(KEY_ACTOR).api_key) == (None, "apikey_1")
+    federated = row({"type": "federated_actor"})
+    assert (federated.user, federated.api_key, federated.requests) == (None, "apikey_1", 0)
+    with pytest.raises(http.PayloadError, match=r"actor\.type"):
+        row({"email_address": LENA})
+
+    cost = {"starting_at": "2026-09-03T00:00:00Z", "group": {},
+            "cost": {"amount": "123.45", "currency": "USD"}}
+    assert anthropic._analytics_cost_row(cost, "c")[0][1] == Decimal("123.45")
+    with pytest.raises(http.PayloadError, match="decimal string of cents"):
+        anthropic._analytics_cost_row({**cost, "cost": {"amount": 123.45}}, "c")
+
+    page = anthropic._analytics_cost_page({"data": [cost], "next_page": "page_2"})
+    assert (page.more, page.cursor) == (True, "page_2")
+    last = anthropic._analytics_cost_page({"data": [cost], "next_page": None})
+    assert not last.more

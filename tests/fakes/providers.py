@@ -449,10 +449,21 @@ class FakeOpenAI(FakeProvider):
 #   https://platform.claude.com/docs/en/manage-claude/usage-cost-api
 #   https://platform.claude.com/docs/en/api/admin/usage_report/retrieve_messages
 #   https://platform.claude.com/docs/en/api/admin/cost_report/retrieve
-# Usage and Cost Analytics API (beta header analytics-usage-cost-2026-08-24):
-#   https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api
-#   https://platform.claude.com/docs/en/api/beta/organization/analytics (usage, cost:
-#   rows {starting_at, ending_at, group: {...}, usage | cost: {...}}, ReportPageCursor)
+# Usage and Cost Analytics API (beta header analytics-usage-cost-2026-08-24), as read
+# for docs/vendors/anthropic-usage-cost-analytics.md:
+#   https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api (the
+#     quickstart row: {"data": [{"starting_at", "ending_at", "group": {...}, "usage"}]})
+#   https://platform.claude.com/docs/en/api/beta/organization/analytics (BetaAnalyticsActor)
+#   https://platform.claude.com/docs/en/api/csharp/beta/organization/analytics/usage
+#     (BetaAnalyticsUsageGroup: 19 dimensions; BetaAnalyticsUsageMetrics)
+#   https://platform.claude.com/docs/en/api/go/beta/organization/analytics/cost
+#     (BetaAnalyticsCostGroup: the 19 + cost_type, token_type; BetaAnalyticsCostMetrics)
+#   https://www.rubydoc.info/github/anthropics/anthropic-sdk-ruby (amount: String;
+#     BetaAnalyticsUserActor: user_id, email_address, name, deleted)
+#   https://platform.claude.com/docs/en/api/python/beta/organization/analytics/usage/list
+#     (starting_at: "no earlier than 2026-01-01T00:00:00Z")
+# The envelope around "data" was not in the readable text; {data, has_more, next_page}
+# (the SDKs' ReportPageCursor reads next_page and sends it back as ``page``).
 # =======================================================================================
 
 ANTHROPIC_USAGE_DIMS = ("api_key_id", "workspace_id", "model", "service_tier",
@@ -460,18 +471,21 @@ ANTHROPIC_USAGE_DIMS = ("api_key_id", "workspace_id", "model", "service_tier",
 ANTHROPIC_COST_DIMS = ("workspace_id", "description")
 ANTHROPIC_WIDTH = {"1m": (60, 1440), "1h": (3600, 168), "1d": (86400, 31)}
 ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
-# The group fields of an analytics row (null unless grouped on), as the reference lists
-# them for BetaAnalyticsUsageGroup; actor is an object (user, service account or API key).
+ANALYTICS_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+# The group fields of an analytics row, every one present and null unless grouped on: the
+# 19 of BetaAnalyticsUsageGroup (one per documented filter: actor_ids[] ... workspace_ids[]);
+# a cost row adds cost_type and token_type. actor is an object with a "type".
 ANALYTICS_GROUP = ("actor", "actor_type", "agent_id", "api_key_id", "claude_tag_category",
                    "claude_tag_user_id", "context_window", "deployment_id", "environment_id",
                    "inference_geo", "model", "product", "rbac_group_id", "service_tier",
-                   "session_id", "slack_channel_id", "speed", "workspace_id")
-ANALYTICS_COST_GROUP = ("workspace_id", "model", "cost_type", "token_type", "service_tier",
-                        "context_window", "product")
+                   "session_id", "slack_channel_id", "speed", "user_profile_id",
+                   "workspace_id")
+ANALYTICS_COST_GROUP = (*ANALYTICS_GROUP, "cost_type", "token_type")
 
 
 class FakeAnthropic(FakeProvider):
-    """usage_report/messages, cost_report and usage_report/claude_code."""
+    """usage_report/messages, cost_report, usage_report/claude_code and the Usage and Cost
+    Analytics API's analytics/usage and analytics/cost (sources above)."""
 
     def __init__(self, key: str = "sk-ant-admin-test"):
         super().__init__(key)
@@ -511,7 +525,7 @@ class FakeAnthropic(FakeProvider):
     # --- Usage and Cost Analytics API ----------------------------------------------------
 
     def _analytics(self, request: web.Request, rows: list[dict[str, Any]], allowed: set[str],
-                   build: Callable[[list[dict[str, Any]]], dict[str, Any]],
+                   build: Callable[[list[dict[str, Any]], set[str]], dict[str, Any]],
                    body: str) -> web.Response:
         if request.headers.get("anthropic-beta") != ANALYTICS_BETA:
             return json_response({"type": "error", "error": {
@@ -521,6 +535,8 @@ class FakeAnthropic(FakeProvider):
         start = self._time(request, "starting_at")
         if start is None:
             return bad_request("starting_at is required")
+        if start < ANALYTICS_FROM:
+            return bad_request("starting_at must be no earlier than 2026-01-01T00:00:00Z")
         end = self._time(request, "ending_at") or start + timedelta(days=31)
         width_name = request.query.get("time_bucket_width", "1d")
         if width_name not in ANTHROPIC_WIDTH:
@@ -547,7 +563,7 @@ class FakeAnthropic(FakeProvider):
                          for d in (ANALYTICS_GROUP if body == "usage" else allowed)}
                 bucket.append({"starting_at": rfc3339(datetime.fromtimestamp(b, UTC)),
                                "ending_at": rfc3339(datetime.fromtimestamp(b + width, UTC)),
-                               "group": group, body: build(members)})
+                               "group": group, body: build(members, group_by)})
             # Largest first, as the docs say rows are ordered.
             bucket.sort(key=lambda row: -row[body].get("total_tokens", 0)
                         if body == "usage" else 0)
@@ -555,7 +571,7 @@ class FakeAnthropic(FakeProvider):
         return cursor_slice(request, out, min(limit, self.analytics_page))
 
     async def analytics_usage(self, request: web.Request) -> web.Response:
-        def build(members: list[dict[str, Any]]) -> dict[str, Any]:
+        def build(members: list[dict[str, Any]], _: set[str]) -> dict[str, Any]:
             g: dict[str, Any] = {}
             for r in members:
                 _sum_into(g, r, ("uncached_input_tokens", "output_tokens",
@@ -574,10 +590,13 @@ class FakeAnthropic(FakeProvider):
         return self._analytics(request, self.usage, set(ANALYTICS_GROUP), build, "usage")
 
     async def analytics_cost(self, request: web.Request) -> web.Response:
-        def build(members: list[dict[str, Any]]) -> dict[str, Any]:
+        def build(members: list[dict[str, Any]], group_by: set[str]) -> dict[str, Any]:
             cents = sum((Decimal(m["amount"]) for m in members), Decimal(0))
+            # "Null when group_by includes cost_type or token_type"
+            requests = (None if group_by & {"cost_type", "token_type"}
+                        else sum(m.get("requests", 0) for m in members))
             return {"amount": str(cents), "currency": "USD", "list_amount": str(cents),
-                    "requests": None}
+                    "requests": requests}
 
         rows = [{**r, "start": datetime.combine(r["day"], datetime.min.time(), UTC)}
                 for r in self.analytics_costs]

@@ -4,9 +4,12 @@ Two ways to read Messages usage and cost (``sources.anthropic.api``):
 
 - ``analytics`` (default): the Usage and Cost Analytics API (beta header
   ``anthropic-beta: analytics-usage-cost-2026-08-24``), ``GET /v1/organizations/analytics/
-  usage`` and ``.../analytics/cost``, grouped by actor (the user or service account behind
-  each request: per-person attribution by email), API key, workspace, model, service tier,
-  context window and product.
+  usage`` and ``.../analytics/cost``, grouped by actor (the user, service account, API key
+  or federated identity behind each request: per-person attribution by email), API key,
+  workspace, model, service tier, context window and product. The API has no data before
+  2026-01-01 ("starting_at ... no earlier than 2026-01-01T00:00:00Z"): older windows are
+  read from the legacy endpoints below. What was checked against the docs, and what could
+  not be: docs/vendors/anthropic-usage-cost-analytics.md.
   https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api
   https://platform.claude.com/docs/en/api/beta/organization/analytics
 - ``legacy``: the Usage and Cost API the docs now mark legacy,
@@ -26,10 +29,11 @@ definition). Only subscription-billed rows are kept — see ``_claude_code_rows`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config.models import AnthropicSource
 from bot.money import to_micros
@@ -68,9 +72,11 @@ ANALYTICS_GROUP_BY = ("actor", "api_key_id", "workspace_id", "model", "service_t
                       "context_window", "product")
 ANALYTICS_COST_GROUP_BY = ("workspace_id", "model", "cost_type", "token_type")
 ANALYTICS_PAGE = 100  # rows per page (the analytics API pages rows, not buckets)
+ANALYTICS_FROM = datetime(2026, 1, 1, tzinfo=UTC)  # the documented earliest starting_at
 DAY = timedelta(days=1)
 BUCKETS = {"1h": timedelta(hours=1), "1d": DAY}
 CLAUDE_CODE_PAGE = 1000  # records per page, the documented maximum
+T = TypeVar("T")
 STANDARD_CONTEXT = frozenset({"0-200k"})
 
 
@@ -150,14 +156,16 @@ class AnthropicConnector(ApiConnector):
 
     async def fetch_window(self, start: datetime, end: datetime) -> WindowData:
         data = WindowData()
-        if self.analytics:
+        # Windows never span midnight, so a window is wholly before or after the epoch.
+        analytics = self.analytics and start >= ANALYTICS_FROM
+        if analytics:
             await self._analytics_usage(start, end, data)
         else:
             await self._usage(start, end, data)
         if self.cfg.claude_code:
-            await self._claude_code(start.date(), end, data)  # windows never span midnight
+            await self._claude_code(start.date(), end, data)
         if self.reconciles:
-            data.costs = await (self._analytics_costs(start) if self.analytics
+            data.costs = await (self._analytics_costs(start) if analytics
                                 else self._costs(start))
         return data
 
@@ -231,41 +239,60 @@ class AnthropicConnector(ApiConnector):
 
 
 # --- Usage and Cost Analytics API (beta) ------------------------------------------------
-# https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api
-# https://platform.claude.com/docs/en/api/beta/organization/analytics (usage, cost)
+# https://platform.claude.com/docs/en/manage-claude/usage-cost-analytics-api (quickstart row)
+# https://platform.claude.com/docs/en/api/beta/organization/analytics (shared models)
+# https://platform.claude.com/docs/en/api/csharp/beta/organization/analytics/usage
+# https://platform.claude.com/docs/en/api/go/beta/organization/analytics/cost
 # {"data": [{"starting_at": "2026-09-03T00:00:00Z", "ending_at": "2026-09-04T00:00:00Z",
-#   "group": {"actor": {"type": "user_actor", "user_id": "user_...", "email_address":
-#     "...", "name": "...", "deleted": false} | {"type": "service_account_actor",
-#     "service_account_id": "..."} | {"type": "api_actor", "api_key_id": "..."},
-#     "api_key_id", "workspace_id", "model", "service_tier", "context_window", "product",
-#     ... (null when not grouped on)},
+#   "group": {"product": null, "model": "claude-sonnet-5", "context_window": null, ...
+#     every dimension, null unless it is in group_by[]; "actor": BetaAnalyticsActor =
+#     {"type": "user_actor", "user_id", "email_address" (nullable), "name", "deleted"}
+#     | {"type": "service_account_actor", ...} | {"type": "api_actor", "api_key_id"}
+#     | {"type": "federated_actor", ...} ("federated identities have no tagged ID")},
 #   "usage": {"uncached_input_tokens", "cache_creation": {"ephemeral_1h_input_tokens",
 #     "ephemeral_5m_input_tokens"}, "cache_read_input_tokens", "output_tokens",
-#     "server_tool_use": {"web_search_requests"}, "requests", "total_tokens"}}],
-#  "has_more": true, "next_page": "page_..."}
-# Cost rows: {"starting_at", "ending_at", "group": {...}, "cost": {"amount" (fractional
-# cents, post-discount, pre-credit), "currency": "USD", "list_amount", "requests"}}.
-ACTOR_IDS = (("email_address", "email"), ("user_id", "anthropic:users"),
-             ("service_account_id", "anthropic:users"), ("api_key_id", None))
+#     "server_tool_use": {"web_search_requests"}, "requests" (nullable), "total_tokens"}}],
+#  ...} -- the SDKs page it as a ReportPageCursor (request parameter ``page``).
+# Cost rows: {"starting_at", "ending_at", "group": {... + "cost_type", "token_type"},
+#   "cost": {"amount": String, "fractional cents (minor units)", post-discount,
+#   pre-credit; "currency": "USD"; "list_amount": String; "requests": null when grouped
+#   by cost_type or token_type}}.
+# What the envelope beyond "data" looks like was not in the text that could be read: the
+# page is followed while has_more is true, or (has_more absent) while next_page is set.
+
+
+def _report_page(payload: Any, item: Callable[[Any, str], list[T]]) -> Page[T]:
+    page = cursor_page(payload, "response", item)
+    if isinstance(payload, dict) and "has_more" not in payload and page.cursor:
+        page.more = True  # a ReportPageCursor without has_more: next_page decides
+    return page
 
 
 def _analytics_page(payload: Any, width: str) -> Page[Bucket]:
-    return cursor_page(payload, "response",
-                       lambda row, where: [_analytics_row(row, where, width)])
+    return _report_page(payload, lambda row, where: [_analytics_row(row, where, width)])
 
 
 def _actor(group: dict[str, Any], where: str) -> tuple[str | None, str, str | None]:
-    """(user, user kind, api key) for the actor a row is attributed to."""
+    """(user, user kind, api key) for the identity a row is attributed to."""
     actor = group.get("actor")
     if actor is None:
         return None, "email", None
-    actor = obj(actor, f"{where}.actor")
-    for name, kind in ACTOR_IDS:
-        value = text(actor, name, f"{where}.actor")
-        if value:
-            return (None, "email", value) if kind is None else (value, kind, None)
-    raise PayloadError(f"{where}.actor: no email_address, user_id, service_account_id or "
-                       "api_key_id")
+    where = f"{where}.actor"
+    actor = obj(actor, where)
+    kind = text(actor, "type", where, required=True)
+    if kind == "user_actor":
+        # email_address is nullable; the tagged user id still tells people apart.
+        email = text(actor, "email_address", where)
+        if email:
+            return email, "email", None
+        return text(actor, "user_id", where, required=True), "anthropic:users", None
+    if kind == "service_account_actor":
+        return text(actor, "service_account_id", where), "anthropic:users", None
+    if kind == "api_actor":
+        return None, "email", text(actor, "api_key_id", where, required=True)
+    # federated_actor (no tagged ID) or a kind added later: the row is kept, counted and
+    # attributed by its API key or workspace, like Console usage without an identity.
+    return None, "email", None
 
 
 def _analytics_row(value: Any, where: str, width: str) -> Bucket:
@@ -306,7 +333,7 @@ CostKey = tuple[Any, ...]
 
 
 def _analytics_cost_page(payload: Any) -> Page[tuple[CostKey, Decimal]]:
-    return cursor_page(payload, "response", _analytics_cost_row)
+    return _report_page(payload, _analytics_cost_row)
 
 
 def _analytics_cost_row(value: Any, where: str) -> list[tuple[CostKey, Decimal]]:
@@ -317,7 +344,7 @@ def _analytics_cost_row(value: Any, where: str) -> list[tuple[CostKey, Decimal]]
     currency = (text(cost, "currency", f"{where}.cost") or "USD").upper()
     if currency != "USD":
         raise PayloadError(f"{where}.cost.currency: {currency!r} (only USD is supported)")
-    cents = amount(cost.get("amount"), f"{where}.cost.amount")
+    cents = _cents(cost.get("amount"), f"{where}.cost.amount")
     gw = f"{where}.group"
     key = (day, text(group, "workspace_id", gw), text(group, "model", gw),
            text(group, "cost_type", gw), text(group, "token_type", gw))
@@ -394,17 +421,20 @@ class CostItem:
         currency = (text(r, "currency", where) or "USD").upper()
         if currency != "USD":
             raise PayloadError(f"{where}.currency: {currency!r} (only USD is supported)")
-        if not isinstance(r.get("amount"), str):
-            # Documented as a decimal string; a number here means the shape changed and
-            # the unit (cents) can no longer be trusted.
-            raise PayloadError(f"{where}.amount: expected a decimal string of cents, "
-                               f"got {r.get('amount')!r}")
-        self.cents = amount(r["amount"], f"{where}.amount")
+        self.cents = _cents(r.get("amount"), f"{where}.amount")
 
     def natural_key(self) -> tuple[Any, ...]:
         # Every field that can split a description's amount, so no two rows collide.
         return (self.day, self.workspace, self.description, self.cost_type, self.model,
                 self.service_tier, self.context_window, self.token_type)
+
+
+def _cents(value: Any, where: str) -> Decimal:
+    """Both cost APIs document the amount as a decimal string of (fractional) cents; a
+    number here means the shape changed and the unit can no longer be trusted."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected a decimal string of cents, got {value!r}")
+    return amount(value, where)
 
 
 def _costs_page(payload: Any) -> Page[CostItem]:
