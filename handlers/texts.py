@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from bot.reply import Block, Context, Header, Reply, Text
 
-SOURCE_NAMES = {
-    "openai": "OpenAI",
-    "anthropic": "Anthropic",
-    "claude_code": "Claude Code",
-    "litellm": "LiteLLM",
-    "import": "imports",
-}
-
 COMMANDS = [
     ("/tokens", "your balance: spent, cap, sandbox grants, forecast, where it goes"),
     ("/tokens history", "the last 6 months, spent against cap"),

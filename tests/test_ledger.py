@@ -31,7 +31,9 @@ async def grant(rt, email: str, amount: int, start: str, days: int) -> None:  # 
 
 async def balance(rt, email: str = OMAR):  # type: ignore[no-untyped-def]
     async with rt.db.reader() as s:
-        return await ledger.balance(rt, s, await person_by_email(s, email))
+        person = await person_by_email(s, email)
+    assert person is not None
+    return await ledger.balance(rt, person)
 
 
 async def test_a_grant_adds_its_amount_once_across_months(rt) -> None:  # type: ignore[no-untyped-def]

@@ -52,7 +52,7 @@ def confirm_key(req_id: int) -> str:
 async def figures(
     rt: Runtime, s: AsyncSession, requester: PersonView, period: str
 ) -> RequesterFigures:
-    bal = await ledger.balance(rt, s, requester)
+    bal = await ledger.balance(rt, requester, within=s)  # sees this transaction's grant
     pool = to_micros(rt.config.sandbox.pool_usd)
     return RequesterFigures(
         spent=bal.spent,

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, update
 
-from bot.directory import cap_micros, person_by_id
-from bot.ledger import team_cap
+from bot.directory import person_by_id
+from bot.ledger import cap_for
 from bot.money import to_cents_str
 from bot.runtime import Runtime
 from bot.store.tables import SandboxGrant
@@ -36,7 +36,7 @@ async def _budget_for(rt: Runtime, person_id: int) -> tuple[str, str] | None:
                 SandboxGrant.ends_at > rt.now(),
             )
         )
-        cap = cap_micros(rt, person, await team_cap(s, person.team_id))
+        cap = await cap_for(rt, person, within=s)
     users = rt.config.sources.litellm.mappings.users if rt.config.sources.litellm else {}
     user_id = next(
         (uid for uid, email in users.items() if email.lower() == person.email), person.email

@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, case, distinct, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.directory import resolve_cap
-from bot.ledger import forecast, grants_by_person, sandbox_allowance
+from bot import ledger
+from bot.directory import PersonView, person_columns, resolve_cap
+from bot.ledger import forecast
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -145,11 +146,21 @@ async def _core(s: AsyncSession, statement: Any) -> Any:
 
 @dataclass(frozen=True)
 class _Member:
-    id: int
-    name: str
-    team_id: int
-    cap: int | None  # the person's own override
+    person: PersonView
     active: bool
+
+    @property
+    def id(self) -> int:
+        return self.person.id
+
+    @property
+    def name(self) -> str:
+        return self.person.name
+
+    @property
+    def team_id(self) -> int:
+        assert self.person.team_id is not None
+        return self.person.team_id
 
 
 async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
@@ -164,17 +175,10 @@ async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
 
 
 async def _members(s: AsyncSession, team_ids: list[int]) -> list[_Member]:
-    rows = await _core(
-        s,
-        select(Person.id, Person.name, Person.team_id, Person.cap_micros, Person.active).where(
-            Person.team_id.in_(team_ids)
-        ),
-    )
-    return [
-        _Member(pid, name, tid, cap, active)
-        for pid, name, tid, cap, active in rows
-        if tid is not None
-    ]
+    rows = await _core(s, select(*person_columns(), Person.active).where(
+        Person.team_id.in_(team_ids)))
+    return [_Member(PersonView.from_row(row[:-1]), bool(row[-1])) for row in rows
+            if row.team_id is not None]
 
 
 def _budgets(rt: Runtime, teams: dict[int, Any], members: list[_Member]) -> dict[int, int]:
@@ -183,7 +187,8 @@ def _budgets(rt: Runtime, teams: dict[int, Any], members: list[_Member]) -> dict
     caps: dict[int, int] = defaultdict(int)
     for m in members:
         if m.active and m.team_id in teams:
-            caps[m.team_id] += resolve_cap(m.cap, teams[m.team_id].cap_micros, default)
+            caps[m.team_id] += resolve_cap(m.person.cap_micros, teams[m.team_id].cap_micros,
+                                           default)
     return {
         tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
         for tid, t in teams.items()
@@ -289,26 +294,17 @@ async def compute(
     for team_id, w, category, cost in rows:
         series[team_id].setdefault(category, [0] * n_weeks)[int(w)] += int(cost or 0)
 
-    # 2. Month to date (as of now): by team, and for managers' lines by person (spend and
-    # agentic spend) from the same scan. Then the last seven days, for the forecast.
+    # 2. Month to date (as of now) by team, then the last seven days, for the forecast.
+    # (Managers' lines are people's months: the ledger reads those, below.)
     mtd: dict[int, int] = defaultdict(int)
-    by_person: dict[int, tuple[int, int]] = {}
-    agentic_cost = func.sum(
-        case((UsageDaily.category.in_(cfg.categories.agentic), UsageDaily.cost_micros), else_=0)
-    )
-    grouping = (UsageDaily.team_id, UsageDaily.person_id) if with_members else (UsageDaily.team_id,)
     rows = await _core(
         s,
-        select(*grouping, func.sum(UsageDaily.cost_micros), agentic_cost)
+        select(UsageDaily.team_id, func.sum(UsageDaily.cost_micros))
         .where(in_teams, UsageDaily.day >= month.first, UsageDaily.day <= today)
-        .group_by(*grouping),
+        .group_by(UsageDaily.team_id),
     )
-    for row in rows:
-        cost = int(row[-2] or 0)
-        mtd[row[0]] += cost
-        if with_members and row[1]:
-            spent, agentic_part = by_person.get(row[1], (0, 0))
-            by_person[row[1]] = (spent + cost, agentic_part + int(row[-1] or 0))
+    for team_id, cost in rows:
+        mtd[team_id] += int(cost or 0)
     # The pace window is the seven complete days before today (today is still running).
     last7: dict[int, int] = defaultdict(int)
     rows = await _core(
@@ -487,7 +483,7 @@ async def compute(
             tips_finished=tips[tid].get("completed", 0),
         )
     if with_members:
-        await _member_lines(rt, s, out, members, by_person, teams, month)
+        await _member_lines(rt, s, out, members, now)
     return out
 
 
@@ -496,11 +492,10 @@ async def _member_lines(
     s: AsyncSession,
     digests: dict[int, TeamDigest],
     members: list[_Member],
-    by_person: dict[int, tuple[int, int]],  # person -> (spend, agentic spend) this month
-    teams: dict[int, Any],
-    month: Month,
+    now: datetime,
 ) -> None:
-    """Per-person month-to-date lines (manager and admin digests only)."""
+    """Per-person month-to-date lines (manager and admin digests only): each member's
+    month as their own `/tokens` shows it."""
     open_requests = dict(
         (
             await s.execute(
@@ -510,19 +505,13 @@ async def _member_lines(
             )
         ).all()
     )
-    grants = await grants_by_person(s, month, rt.now(), rt.tz)
-    default = to_micros(rt.config.policy.default_cap_usd)
-    for m in members:
-        digest = digests.get(m.team_id)
-        if digest is None or not m.active:
-            continue
-        base = resolve_cap(m.cap, teams[m.team_id].cap_micros, default)
-        limit = base
-        if m.id in grants:
-            limit += await sandbox_allowance(s, m.id, base, grants[m.id], month, rt.tz)
-        spent, agentic = by_person.get(m.id, (0, 0))
-        digest.members.append(
-            PersonLine(m.id, m.name, spent, limit, agentic, int(open_requests.get(m.id, 0)))
+    shown = [m.person for m in members if m.active and m.team_id in digests]
+    months = await ledger.balances(rt, shown, now, within=s)
+    for p in shown:
+        bal = months[p.id]
+        digests[p.team_id or 0].members.append(
+            PersonLine(p.id, p.name, bal.spent, bal.limit, bal.agentic,
+                       int(open_requests.get(p.id, 0)))
         )
     for digest in digests.values():
-        digest.members.sort(key=lambda p: -p.spent)
+        digest.members.sort(key=lambda line: (-line.spent, line.person_id))

@@ -1,0 +1,343 @@
+"""Reading a person's month from the store: ``balance`` for one person (a card) and
+``balances`` for many (alerts, digest lines, team views). Both end in
+``bot.ledger.month.assemble``, so every surface computes the month the same way.
+
+One person is ONE statement (``_CARD``: the month's spend by category and by model, the
+pace window, the first day of usage, the grants, the sources' freshness, the team cap and
+the tutorials already had, as tagged rows of one UNION ALL), plus a second only when a
+grant began in an earlier month (what it covered then is used up). A batch is a handful
+of grouped statements for all its people. Statements are built once and run on the
+driver (``bot.store.reads``); a caller inside a write transaction passes its session.
+
+The seam for enforced vendor limits (issue #17): a vendor's limit for the person, read
+from where its sync stores it, becomes a ``Limit`` in ``Balance.vendor_limits`` — for the
+card, as one more tagged branch of ``_CARD`` (kind ``'l'``: source, amount, spent, period,
+as_of) parsed in ``_card_rows``; for a batch, one more grouped read in ``balances`` —
+and ``Balance.limits`` / ``binding_limit`` weigh it against tokencoach's own limit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.directory import PersonView, person_columns, person_from_row, resolve_cap
+from bot.ledger.month import Balance, Grant, Period, assemble, grants_start
+from bot.money import to_micros
+from bot.runtime import Runtime
+from bot.store.reads import Reads, SessionReads, Statement, any_of, day, moment
+from bot.store.tables import Person, SandboxGrant, SourceState, Team, UsageDaily
+from bot.store.types import UTCDateTime
+from bot.timeutil import Month
+from bot.tips import had_queries
+from bot.usage.names import in_source_order
+
+U = UsageDaily
+G = SandboxGrant
+
+
+def _p(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+def _tag(kind: str) -> Any:
+    return literal_column(f"'{kind}'")
+
+
+def _null(type_: Any) -> Any:
+    return cast(null(), type_)
+
+
+def _sum(value: Any) -> Any:
+    """SUM as a BIGINT (PostgreSQL's is NUMERIC: Decimals, and slower to decode)."""
+    return cast(func.sum(value), BigInteger)
+
+
+def _grant_overlaps_month() -> tuple[Any, ...]:
+    """Grants that have started and overlap the month (ended ones included)."""
+    now, month_from, month_until = (_p(n, UTCDateTime()) for n in
+                                    ("now", "month_from", "month_until"))
+    return (G.status.in_(("active", "ended")), G.starts_at <= now, G.starts_at < month_until,
+            G.ends_at > month_from)
+
+
+def _card(dialect: str) -> Any:
+    """Tagged rows: (kind, label, n, n2, day, at1, at2)."""
+    pid = _p("pid", Integer)
+    today, month_first = _p("today", Date), _p("month_first", Date)
+    no_text, no_int, no_day, no_at = (_null(String()), _null(BigInteger()), _null(Date()),
+                                      _null(UTCDateTime()))
+    this_month = (U.person_id == pid, U.day >= month_first, U.day <= today)
+    total = _sum(U.cost_micros)
+    return union_all(
+        select(_tag("c"), U.category, total, no_int, no_day, no_at, no_at)
+        .where(*this_month).group_by(U.category),
+        select(_tag("m"), U.model, total, no_int, no_day, no_at, no_at)
+        .where(*this_month).group_by(U.model),
+        select(_tag("w"), no_text, total, no_int, no_day, no_at, no_at)
+        .where(U.person_id == pid, U.day >= _p("window_start", Date), U.day < today),
+        select(_tag("f"), no_text, no_int, no_int, func.min(U.day), no_at, no_at)
+        .where(U.person_id == pid, U.day >= _p("first_from", Date)),
+        select(_tag("g"), no_text, G.id, G.amount_micros, no_day, G.starts_at, G.ends_at)
+        .where(G.person_id == pid, *_grant_overlaps_month()),
+        select(_tag("s"), SourceState.source, no_int, no_int, no_day, SourceState.data_as_of,
+               no_at),
+        select(_tag("p"), no_text, Team.cap_micros, no_int, no_day, no_at, no_at)
+        .where(Team.id == _p("team_id", Integer)),
+        *(q.with_only_columns(_tag("t"), *q.selected_columns, no_int, no_int, no_day, no_at,
+                              no_at) for q in had_queries(pid)),
+    )
+
+
+def _earlier(dialect: str, *, many: bool) -> Any:
+    """Spend by person and day from the first grant's month up to this month."""
+    who = any_of(U.person_id, "pids", dialect) if many else U.person_id == _p("pid", Integer)
+    return (select(U.person_id, U.day, _sum(U.cost_micros))
+            .where(who, U.day >= _p("since", Date), U.day < _p("month_first", Date))
+            .group_by(U.person_id, U.day))
+
+
+_CARD = Statement(_card)
+_EARLIER_ONE = Statement(lambda d: _earlier(d, many=False))
+_EARLIER_MANY = Statement(lambda d: _earlier(d, many=True))
+
+
+def _reads(rt: Runtime, within: AsyncSession | None) -> Reads:
+    return SessionReads(within) if within is not None else rt.db.reads
+
+
+def _period_params(period: Period) -> dict[str, Any]:
+    return {"today": period.today, "month_first": period.month.first, "start": period.start,
+            "window_start": period.window_start, "first_from": period.first_from,
+            "now": period.now, "month_from": period.month_from,
+            "month_until": period.month_until}
+
+
+def default_cap(rt: Runtime) -> int:
+    return to_micros(rt.config.policy.default_cap_usd)
+
+
+async def _earlier_spend(reads: Reads, stmt: Statement, params: dict[str, Any],
+                         starts: dict[int, Month], month: Month) -> dict[int, dict[str, int]]:
+    """Spend by month key before ``month``, from each person's first grant month."""
+    if not starts:
+        return {}
+    since = min(m.first for m in starts.values())
+    rows = await reads.fetch(stmt, {**params, "since": since, "month_first": month.first,
+                                    "pids": sorted(starts)})
+    out: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for pid, d, cost in rows:
+        d = day(d)
+        if d >= starts[pid].first:
+            out[pid][d.strftime("%Y-%m")] += int(cost or 0)
+    return out
+
+
+async def balance(rt: Runtime, person: PersonView, now: datetime | None = None, *,
+                  within: AsyncSession | None = None) -> Balance:
+    """One person's month: one statement (two when a grant began in an earlier month).
+
+    ``within``: read inside that session's transaction (to see its uncommitted writes);
+    by default on the driver's own connections."""
+    reads = _reads(rt, within)
+    period = Period.at(now or rt.now(), rt.tz)
+    params = _period_params(period)
+    params.update(pid=person.id, team_id=person.team_id)
+    rows = await reads.fetch(_CARD, params)
+    by_cat: dict[str, int] = {}
+    by_model: dict[str, int] = {}
+    window = 0
+    first_day: date | None = None
+    grants: list[Grant] = []
+    as_of: dict[str, datetime | None] = {}
+    team_cap: int | None = None
+    had: set[str] = set()
+    for kind, label, n, n2, d, at1, at2 in rows:
+        if kind == "c":
+            by_cat[label] = int(n or 0)
+        elif kind == "m":
+            by_model[label] = int(n or 0)
+        elif kind == "w":
+            window = int(n or 0)
+        elif kind == "f":
+            first_day = day(d) if d is not None else None
+        elif kind == "g":
+            grants.append(Grant(int(n), int(n2), moment(at1), moment(at2)))
+        elif kind == "s":
+            as_of[label] = moment(at1) if at1 is not None else None
+        elif kind == "p":
+            team_cap = n
+        elif kind == "t" and label:
+            had.add(label)
+    grants.sort(key=lambda g: (g.ends_at, g.id))
+    cap = resolve_cap(person.cap_micros, team_cap, default_cap(rt))
+    start = grants_start(grants, period.month, rt.tz)
+    earlier = await _earlier_spend(reads, _EARLIER_ONE, params, {person.id: start},
+                                   period.month) if start else {}
+    return assemble(person=person, period=period, tz=rt.tz, categories=rt.config.categories,
+                    cap=cap, by_category=by_cat, by_model=by_model, window_spend=window,
+                    first_day=first_day, grants=grants, earlier=earlier.get(person.id, {}),
+                    as_of=in_source_order(as_of.items()), tutorials_had=frozenset(had),
+                    has_usage=bool(by_cat))
+
+
+# --- many people -------------------------------------------------------------------------
+
+
+def _usage(dialect: str, *, many: bool) -> Any:
+    """Per person and category: the month's spend, the pace window's, the first day read,
+    and how many rows this month (usage at $0 counts as usage)."""
+    today, month_first = _p("today", Date), _p("month_first", Date)
+    in_month = U.day >= month_first
+    in_window = and_(U.day >= _p("window_start", Date), U.day < today)
+    where = [U.day >= _p("start", Date), U.day <= today, U.person_id != 0]
+    if many:
+        where.append(any_of(U.person_id, "pids", dialect))
+    return (select(U.person_id, U.category,
+                   _sum(case((in_month, U.cost_micros), else_=0)),
+                   _sum(case((in_window, U.cost_micros), else_=0)),
+                   func.min(U.day), _sum(case((in_month, 1), else_=0)))
+            .where(*where).group_by(U.person_id, U.category))
+
+
+def _models(dialect: str) -> Any:
+    return (select(U.person_id, U.model, _sum(U.cost_micros))
+            .where(any_of(U.person_id, "pids", dialect), U.day >= _p("month_first", Date),
+                   U.day <= _p("today", Date))
+            .group_by(U.person_id, U.model))
+
+
+def _first_days(dialect: str) -> Any:
+    return (select(U.person_id, func.min(U.day))
+            .where(any_of(U.person_id, "pids", dialect), U.day >= _p("first_from", Date))
+            .group_by(U.person_id))
+
+
+def _batch_grants(dialect: str) -> Any:
+    return (select(G.person_id, G.id, G.amount_micros, G.starts_at, G.ends_at)
+            .where(any_of(G.person_id, "pids", dialect), *_grant_overlaps_month()))
+
+
+def _people(dialect: str) -> Any:
+    return select(*person_columns()).where(any_of(Person.id, "pids", dialect), Person.active)
+
+
+_USAGE_ALL = Statement(lambda d: _usage(d, many=False))
+_USAGE_SOME = Statement(lambda d: _usage(d, many=True))
+_MODELS = Statement(_models)
+_FIRST_DAYS = Statement(_first_days)
+_GRANTS = Statement(_batch_grants)
+_PEOPLE = Statement(_people)
+_TEAM_CAPS = Statement(lambda d: select(Team.id, Team.cap_micros))
+_FRESHNESS = Statement(lambda d: select(SourceState.source, SourceState.data_as_of))
+
+
+async def freshness(rt: Runtime, within: AsyncSession | None = None
+                    ) -> dict[str, datetime | None]:
+    """When each source's data was last complete (the same for everyone)."""
+    rows = await _reads(rt, within).fetch(_FRESHNESS, {})
+    return in_source_order((src, moment(at) if at is not None else None) for src, at in rows)
+
+
+async def team_caps(rt: Runtime, within: AsyncSession | None = None) -> dict[int, int | None]:
+    return {tid: cap for tid, cap in await _reads(rt, within).fetch(_TEAM_CAPS, {})}
+
+
+async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
+                   now: datetime | None = None, *, models: bool = False,
+                   within: AsyncSession | None = None) -> dict[int, Balance]:
+    """The months of ``people`` (None: every active person with usage since the pace
+    window began), by person id, in a few grouped statements for all of them. By model
+    only with ``models``; the tutorials had only on a card."""
+    reads = _reads(rt, within)
+    period = Period.at(now or rt.now(), rt.tz)
+    params = _period_params(period)
+    if people is not None:
+        params["pids"] = sorted({p.id for p in people})
+        if not params["pids"]:
+            return {}
+    usage = await reads.fetch(_USAGE_ALL if people is None else _USAGE_SOME, params)
+    by_cat: dict[int, dict[str, int]] = defaultdict(dict)
+    window: dict[int, int] = defaultdict(int)
+    earliest: dict[int, date] = {}
+    used: set[int] = set()
+    for pid, category, month_cost, window_cost, first, rows_this_month in usage:
+        if int(rows_this_month or 0):
+            by_cat[pid][category] = int(month_cost or 0)
+            used.add(pid)
+        window[pid] += int(window_cost or 0)
+        first = day(first)
+        if pid not in earliest or first < earliest[pid]:
+            earliest[pid] = first
+    if people is None:
+        params["pids"] = sorted(earliest)
+        found = [person_from_row(r) for r in await reads.fetch(_PEOPLE, params)]
+        people = found
+    # The first day of usage only matters within the pace window: look it up exactly for
+    # those who have none read before it.
+    unsure = [p.id for p in people
+              if p.id not in earliest or earliest[p.id] > period.window_start]
+    first_days = dict(earliest)
+    for pid in unsure:
+        first_days.pop(pid, None)
+    if unsure:
+        for pid, first in await reads.fetch(_FIRST_DAYS, {**params, "pids": unsure}):
+            first_days[pid] = day(first)
+    grants: dict[int, list[Grant]] = defaultdict(list)
+    for pid, gid, amount, begins, ends in await reads.fetch(_GRANTS, params):
+        grants[pid].append(Grant(gid, amount, moment(begins), moment(ends)))
+    by_model: dict[int, dict[str, int]] = defaultdict(dict)
+    if models:
+        for pid, model, cost in await reads.fetch(_MODELS, params):
+            by_model[pid][model] = int(cost or 0)
+    caps = await team_caps(rt, within)
+    as_of = await freshness(rt, within)
+    fallback = default_cap(rt)
+    starts: dict[int, Month] = {}
+    for pid, gs in grants.items():
+        gs.sort(key=lambda g: (g.ends_at, g.id))
+        start = grants_start(gs, period.month, rt.tz)
+        if start:
+            starts[pid] = start
+    earlier = await _earlier_spend(reads, _EARLIER_MANY, params, starts, period.month)
+    out: dict[int, Balance] = {}
+    for p in people:
+        cap = resolve_cap(p.cap_micros, caps.get(p.team_id) if p.team_id else None, fallback)
+        out[p.id] = assemble(
+            person=p, period=period, tz=rt.tz, categories=rt.config.categories, cap=cap,
+            by_category=by_cat.get(p.id, {}), by_model=by_model.get(p.id, {}),
+            window_spend=window.get(p.id, 0), first_day=first_days.get(p.id),
+            grants=grants.get(p.id, []), earlier=earlier.get(p.id, {}), as_of=as_of,
+            has_usage=p.id in used)
+    return out
+
+
+_TEAM_CAP = Statement(lambda d: select(Team.cap_micros).where(Team.id == _p("team_id", Integer)))
+
+
+async def cap_for(rt: Runtime, person: PersonView, *, within: AsyncSession | None = None) -> int:
+    """The person's monthly cap: their own, else their team's, else the org default."""
+    team_cap = None
+    if person.team_id is not None:
+        rows = await _reads(rt, within).fetch(_TEAM_CAP, {"team_id": person.team_id})
+        team_cap = rows[0][0] if rows else None
+    return resolve_cap(person.cap_micros, team_cap, default_cap(rt))
