@@ -215,7 +215,7 @@ _BY_SLACK_ID = Statement(lambda d: select(*person_columns()).where(
 
 
 async def person_by_slack_id(rt: Runtime, user_id: str) -> PersonView | None:
-    """The active person with this Slack id: one read on the hot path (every command)."""
+    """The active person with this Slack id (one round trip on the driver)."""
     rows = await rt.db.reads.fetch(_BY_SLACK_ID, {"user_id": user_id})
     return PersonView.from_row(rows[0]) if rows else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -167,10 +168,26 @@ def balance_blocks(rt: Runtime, bal: Balance, *, own: bool = True) -> list[Block
 
 async def balance_reply(ctx: Ctx, person: PersonView, *, with_tip: bool = True) -> Reply:
     bal = await ledger.balance(ctx.rt, person)  # one statement: one consistent card
-    blocks = balance_blocks(ctx.rt, bal, own=person.id == ctx.person.id)
+    return card_reply(ctx, bal, with_tip=with_tip)
+
+
+async def own_card(ctx: Ctx) -> Reply | None:
+    """The asker's card when the adapter has not looked them up (``Actor.lookup``): the
+    card's statement finds them by their Slack id. None when it can't (another platform,
+    or nobody active has that id yet): then the router looks them up the usual way."""
+    if ctx.actor.platform != "slack":
+        return None
+    bal = await ledger.balance_of_slack_user(ctx.rt, ctx.actor.platform_user_id)
+    if bal is None:
+        return None
+    return card_reply(Ctx(ctx.rt, replace(ctx.actor, person=bal.person, lookup=None)), bal)
+
+
+def card_reply(ctx: Ctx, bal: Balance, *, with_tip: bool = True) -> Reply:
+    blocks = balance_blocks(ctx.rt, bal, own=bal.person.id == ctx.person.id)
     if with_tip:
         blocks += tip_blocks(ctx, bal)
-    blocks.append(Context(text=freshness_line(ctx.rt, person, bal.as_of)))
+    blocks.append(Context(text=freshness_line(ctx.rt, bal.person, bal.as_of)))
     summary = (
         f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)} spent in "
         f"{bal.month.first:%B}, {fmt_usd(bal.remaining)} left"

@@ -17,7 +17,14 @@ from bot.ledger.month import (
     forecast,
     forecast_window,
 )
-from bot.ledger.read import balance, balances, cap_for, freshness, team_caps
+from bot.ledger.read import (
+    balance,
+    balance_of_slack_user,
+    balances,
+    cap_for,
+    freshness,
+    team_caps,
+)
 
 __all__ = [
     "FORECAST_WINDOW_DAYS",
@@ -27,6 +34,7 @@ __all__ = [
     "Limit",
     "MonthLine",
     "balance",
+    "balance_of_slack_user",
     "balances",
     "binding",
     "cap_for",

@@ -85,6 +85,7 @@ class Balance:
     vendor_limits: tuple[Limit, ...] = ()
     tutorials_had: frozenset[str] = frozenset()  # tutorials sent or opened (card reads)
     has_usage: bool = False  # any usage recorded this month (at $0 too)
+    person_active: bool = True  # still in the directory
 
     @property
     def limit(self) -> int:
@@ -252,6 +253,7 @@ def assemble(
     vendor_limits: tuple[Limit, ...] = (),
     tutorials_had: frozenset[str] = frozenset(),
     has_usage: bool = False,
+    person_active: bool = True,
 ) -> Balance:
     """A Balance from the figures a read returned: the one place the rules combine."""
     spent = sum(by_category.values())
@@ -282,4 +284,5 @@ def assemble(
         vendor_limits=vendor_limits,
         tutorials_had=tutorials_had,
         has_usage=has_usage,
+        person_active=person_active,
     )

@@ -80,31 +80,56 @@ def _grant_overlaps_month() -> tuple[Any, ...]:
             G.ends_at > month_from)
 
 
-def _card(dialect: str) -> Any:
-    """Tagged rows: (kind, label, n, n2, day, at1, at2)."""
-    pid = _p("pid", Integer)
+# The card's columns: a kind, then text, integer, date and time slots each branch fills.
+TEXTS, INTS, TIMES = 5, 6, 2
+
+
+def _row(kind: str, *, s: Sequence[Any] = (), n: Sequence[Any] = (), d: Any = None,
+         t: Sequence[Any] = ()) -> tuple[Any, ...]:
+    """One branch's columns: (kind, s1..s5, n1..n6, d, t1, t2), unused ones typed NULLs."""
+    return (_tag(kind), *s, *[_null(String())] * (TEXTS - len(s)),
+            *n, *[_null(BigInteger())] * (INTS - len(n)),
+            d if d is not None else _null(Date()),
+            *t, *[_null(UTCDateTime())] * (TIMES - len(t)))
+
+
+def _flag(column: Any, bit: int) -> Any:
+    return case((column, bit), else_=0)
+
+
+def _card(dialect: str, *, by: str) -> Any:
+    """Tagged rows of everything a card shows, for the person with id ``pid`` (by "id") or
+    with Slack id ``slack_user_id`` (by "slack": the asker is found in the same statement)."""
+    P = Person
+    if by == "id":
+        pid: Any = _p("pid", Integer)
+    else:
+        pid = (select(P.id).where(P.slack_user_id == _p("slack_user_id", String()))
+               .scalar_subquery())
     today, month_first = _p("today", Date), _p("month_first", Date)
-    no_text, no_int, no_day, no_at = (_null(String()), _null(BigInteger()), _null(Date()),
-                                      _null(UTCDateTime()))
-    this_month = (U.person_id == pid, U.day >= month_first, U.day <= today)
-    total = _sum(U.cost_micros)
+    in_month = U.day >= month_first
+    in_window = and_(U.day >= _p("window_start", Date), U.day < today)
+    flags = (_flag(P.is_admin, 1) + _flag(P.tips_enabled, 2) + _flag(P.out_of_office, 4)
+             + _flag(P.active, 8))
     return union_all(
-        select(_tag("c"), U.category, total, no_int, no_day, no_at, no_at)
-        .where(*this_month).group_by(U.category),
-        select(_tag("m"), U.model, total, no_int, no_day, no_at, no_at)
-        .where(*this_month).group_by(U.model),
-        select(_tag("w"), no_text, total, no_int, no_day, no_at, no_at)
-        .where(U.person_id == pid, U.day >= _p("window_start", Date), U.day < today),
-        select(_tag("f"), no_text, no_int, no_int, func.min(U.day), no_at, no_at)
+        # The person as stored now, with their team's cap.
+        select(*_row("u", s=(P.email, P.name, P.timezone, P.slack_user_id, P.teams_aad_id),
+                     n=(P.id, P.team_id, P.manager_id, P.cap_micros, Team.cap_micros, flags)))
+        .select_from(P).outerjoin(Team, Team.id == P.team_id).where(P.id == pid),
+        # One scan of the days read, by category and model: this month's spend (and how
+        # many rows: usage at $0 counts as usage), and the pace window's.
+        select(*_row("x", s=(U.category, U.model),
+                     n=(_sum(case((in_month, U.cost_micros), else_=0)),
+                        _sum(case((in_month, 1), else_=0)),
+                        _sum(case((in_window, U.cost_micros), else_=0)))))
+        .where(U.person_id == pid, U.day >= _p("start", Date), U.day <= today)
+        .group_by(U.category, U.model),
+        select(*_row("f", d=func.min(U.day)))
         .where(U.person_id == pid, U.day >= _p("first_from", Date)),
-        select(_tag("g"), no_text, G.id, G.amount_micros, no_day, G.starts_at, G.ends_at)
+        select(*_row("g", n=(G.id, G.amount_micros), t=(G.starts_at, G.ends_at)))
         .where(G.person_id == pid, *_grant_overlaps_month()),
-        select(_tag("s"), SourceState.source, no_int, no_int, no_day, SourceState.data_as_of,
-               no_at),
-        select(_tag("p"), no_text, Team.cap_micros, no_int, no_day, no_at, no_at)
-        .where(Team.id == _p("team_id", Integer)),
-        *(q.with_only_columns(_tag("t"), *q.selected_columns, no_int, no_int, no_day, no_at,
-                              no_at) for q in had_queries(pid)),
+        select(*_row("s", s=(SourceState.source,), t=(SourceState.data_as_of,))),
+        *(q.with_only_columns(*_row("t", s=tuple(q.selected_columns))) for q in had_queries(pid)),
     )
 
 
@@ -116,7 +141,8 @@ def _earlier(dialect: str, *, many: bool) -> Any:
             .group_by(U.person_id, U.day))
 
 
-_CARD = Statement(_card)
+_CARD = Statement(lambda d: _card(d, by="id"))
+_CARD_BY_SLACK_ID = Statement(lambda d: _card(d, by="slack"))
 _EARLIER_ONE = Statement(lambda d: _earlier(d, many=False))
 _EARLIER_MANY = Statement(lambda d: _earlier(d, many=True))
 
@@ -156,13 +182,32 @@ async def balance(rt: Runtime, person: PersonView, now: datetime | None = None, 
                   within: AsyncSession | None = None) -> Balance:
     """One person's month: one statement (two when a grant began in an earlier month).
 
+    ``Balance.person`` is the person's directory entry as the statement read it.
     ``within``: read inside that session's transaction (to see its uncommitted writes);
     by default on the driver's own connections."""
-    reads = _reads(rt, within)
+    bal = await _card_read(rt, _reads(rt, within), _CARD, {"pid": person.id}, now,
+                           gone=person)
+    assert bal is not None  # with ``gone`` given, there is always a person
+    return bal
+
+
+async def balance_of_slack_user(rt: Runtime, slack_user_id: str,
+                                now: datetime | None = None) -> Balance | None:
+    """The month of the active person with this Slack id, who is looked up in the same
+    statement (the card a slash command answers, in one round trip); None if nobody."""
+    bal = await _card_read(rt, rt.db.reads, _CARD_BY_SLACK_ID,
+                           {"slack_user_id": slack_user_id}, now)
+    return bal if bal is not None and bal.person_active else None
+
+
+async def _card_read(rt: Runtime, reads: Reads, stmt: Statement, who: dict[str, Any],
+                     now: datetime | None, gone: PersonView | None = None) -> Balance | None:
+    """Run a card statement; None when it found no person (with ``gone``, that person:
+    one whose row was removed, whose usage still counts)."""
     period = Period.at(now or rt.now(), rt.tz)
-    params = _period_params(period)
-    params.update(pid=person.id, team_id=person.team_id)
-    rows = await reads.fetch(_CARD, params)
+    params = {**_period_params(period), **who}
+    rows = await reads.fetch(stmt, params)
+    person = gone
     by_cat: dict[str, int] = {}
     by_model: dict[str, int] = {}
     window = 0
@@ -170,34 +215,39 @@ async def balance(rt: Runtime, person: PersonView, now: datetime | None = None, 
     grants: list[Grant] = []
     as_of: dict[str, datetime | None] = {}
     team_cap: int | None = None
+    active = gone is None
     had: set[str] = set()
-    for kind, label, n, n2, d, at1, at2 in rows:
-        if kind == "c":
-            by_cat[label] = int(n or 0)
-        elif kind == "m":
-            by_model[label] = int(n or 0)
-        elif kind == "w":
-            window = int(n or 0)
+    for kind, s1, s2, s3, s4, s5, n1, n2, n3, n4, n5, n6, d, t1, t2 in rows:
+        if kind == "x":
+            window += int(n3 or 0)
+            if n2:  # rows this month
+                by_cat[s1] = by_cat.get(s1, 0) + int(n1 or 0)
+                by_model[s2] = by_model.get(s2, 0) + int(n1 or 0)
         elif kind == "f":
             first_day = day(d) if d is not None else None
         elif kind == "g":
-            grants.append(Grant(int(n), int(n2), moment(at1), moment(at2)))
+            grants.append(Grant(int(n1), int(n2), moment(t1), moment(t2)))
         elif kind == "s":
-            as_of[label] = moment(at1) if at1 is not None else None
-        elif kind == "p":
-            team_cap = n
-        elif kind == "t" and label:
-            had.add(label)
+            as_of[s1] = moment(t1) if t1 is not None else None
+        elif kind == "t" and s1:
+            had.add(s1)
+        elif kind == "u":
+            flags = int(n6)
+            person = PersonView(int(n1), s1, s2, n2, n3, s3, bool(flags & 1), n4,
+                                bool(flags & 2), bool(flags & 4), s4, s5)
+            team_cap, active = n5, bool(flags & 8)
+    if person is None:
+        return None
     grants.sort(key=lambda g: (g.ends_at, g.id))
     cap = resolve_cap(person.cap_micros, team_cap, default_cap(rt))
     start = grants_start(grants, period.month, rt.tz)
-    earlier = await _earlier_spend(reads, _EARLIER_ONE, params, {person.id: start},
-                                   period.month) if start else {}
+    earlier = await _earlier_spend(reads, _EARLIER_ONE, {**params, "pid": person.id},
+                                   {person.id: start}, period.month) if start else {}
     return assemble(person=person, period=period, tz=rt.tz, categories=rt.config.categories,
                     cap=cap, by_category=by_cat, by_model=by_model, window_spend=window,
                     first_day=first_day, grants=grants, earlier=earlier.get(person.id, {}),
                     as_of=in_source_order(as_of.items()), tutorials_had=frozenset(had),
-                    has_usage=bool(by_cat))
+                    has_usage=bool(by_cat), person_active=active)
 
 
 # --- many people -------------------------------------------------------------------------
