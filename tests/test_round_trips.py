@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import pytest
 
 from bot.config.env import Env
 from bot.runtime import Runtime
