@@ -305,7 +305,8 @@ def _floor_sqlite(url: str, n: int, people: int) -> float:
     return seconds
 
 
-def _floor_pg(url: str, n: int, people: int) -> float:
+def _floor_pg(url: str, n: int, people: int, *, copy: bool = False) -> float:
+    """Timed: each batch's executemany (or COPY, with ``copy``) and its COMMIT."""
     import asyncpg
 
     from benchmarks.common import pg_dsn
@@ -322,32 +323,11 @@ def _floor_pg(url: str, n: int, people: int) -> float:
             for batch in batches:
                 started = time.perf_counter()
                 async with con.transaction():
-                    await con.executemany(sql, batch)
-                seconds += time.perf_counter() - started
-        finally:
-            await con.close()
-        return seconds
-
-    return asyncio.run(go())
-
-
-def _floor_pg_copy(url: str, n: int, people: int) -> float:
-    import asyncpg
-
-    from benchmarks.common import pg_dsn
-    from bot.usage.writer import COLUMNS
-
-    batches = _floor_rows(n, people, url)
-
-    async def go() -> float:
-        con = await asyncpg.connect(pg_dsn(url.rsplit("/", 1)[1]))
-        seconds = 0.0
-        try:
-            for batch in batches:
-                started = time.perf_counter()
-                async with con.transaction():
-                    await con.copy_records_to_table("usage_records", records=batch,
-                                                    columns=list(COLUMNS))
+                    if copy:
+                        await con.copy_records_to_table("usage_records", records=batch,
+                                                        columns=list(COLUMNS))
+                    else:
+                        await con.executemany(sql, batch)
                 seconds += time.perf_counter() - started
         finally:
             await con.close()
@@ -367,9 +347,10 @@ def child_main(argv: list[str] | None = None) -> None:
     if args.kind == "file":
         emit(asyncio.run(_file_child(args.db, Path(args.path), args.n)))
         return
-    floor = (_floor_sqlite if args.db.startswith("sqlite") else
-             _floor_pg_copy if args.kind == "floor-copy" else _floor_pg)
-    seconds = floor(args.db, args.n, args.people)
+    if args.db.startswith("sqlite"):
+        seconds = _floor_sqlite(args.db, args.n, args.people)
+    else:
+        seconds = _floor_pg(args.db, args.n, args.people, copy=args.kind == "floor-copy")
     rows = asyncio.run(_count(args.db))
     if rows != args.n:
         raise AssertionError(f"floor stored {rows:,} rows, expected {args.n:,}")

@@ -4,13 +4,14 @@ the nudge sweep, so every surface recommends the same way."""
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import AppConfig
 from bot.config.models import Tutorial
+from bot.reply import Button
 from bot.store.tables import Nudge, TipEvent
 
 LEVELS = ("beginner", "intermediate", "advanced")
@@ -82,6 +83,13 @@ async def tutorials_had(s: AsyncSession, person_id: int) -> set[str]:
     a card reads them with its balance (``Balance.tutorials_had``)."""
     sent, done = had_queries(person_id)
     return {t for t in (await s.scalars(union_all(sent, done))).all() if t}
+
+
+def open_button(tut: Tutorial, *, value: str | None = None,
+                style: Literal["default", "primary", "danger"] = "primary") -> Button:
+    """The button that opens a tutorial (its clicks are recorded: ``tips.open``)."""
+    return Button(label="Open tutorial", action="tips.open", value=value or tut.id, url=tut.url,
+                  style=style)
 
 
 def tutorial(config: AppConfig, tutorial_id: str) -> Tutorial | None:

@@ -99,15 +99,7 @@ def tip_blocks(ctx: Ctx, bal: Balance) -> list[Block]:
     buttons = []
     if tut:
         text += f" — try “{tut.title}” ({tut.minutes or 20} min)."
-        buttons.append(
-            Button(
-                label="Open tutorial",
-                action="tips.open",
-                value=tut.id,
-                url=tut.url,
-                style="primary",
-            )
-        )
+        buttons.append(tips.open_button(tut))
     else:
         text += "."
     if cfg.sandbox.enabled:

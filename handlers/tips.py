@@ -145,13 +145,7 @@ async def recommendations(ctx: Ctx) -> Reply:
         blocks.append(
             Actions(
                 buttons=[
-                    Button(
-                        label="Open tutorial",
-                        action="tips.open",
-                        value=tut.id,
-                        url=tut.url,
-                        style="primary",
-                    ),
+                    tips.open_button(tut),
                     Button(label="I finished it", action="tips.done", value=tut.id),
                 ]
             )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import ledger
 from bot.directory import PersonView, person_columns, resolve_cap
 from bot.ledger import forecast
+from bot.ledger.month import Shares
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -44,7 +45,7 @@ ANALYTICS_WORK_MEM = "32MB"
 
 
 @dataclass(frozen=True)
-class TeamMonth:
+class TeamMonth(Shares):
     team_id: int
     month: Month
     spent: int
@@ -52,14 +53,6 @@ class TeamMonth:
     active_people: int
     agentic: int
     low_value: int
-
-    @property
-    def agentic_share(self) -> int:
-        return pct(self.agentic, self.spent)
-
-    @property
-    def low_value_share(self) -> int:
-        return pct(self.low_value, self.spent)
 
 
 @dataclass
@@ -144,23 +137,8 @@ async def _core(s: AsyncSession, statement: Any) -> Any:
     return await (await s.connection()).execute(statement)
 
 
-@dataclass(frozen=True)
-class _Member:
-    person: PersonView
-    active: bool
-
-    @property
-    def id(self) -> int:
-        return self.person.id
-
-    @property
-    def name(self) -> str:
-        return self.person.name
-
-    @property
-    def team_id(self) -> int:
-        assert self.person.team_id is not None
-        return self.person.team_id
+# A member of a team: (the person, still active).
+_Member = tuple[PersonView, bool]
 
 
 async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
@@ -177,7 +155,7 @@ async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
 async def _members(s: AsyncSession, team_ids: list[int]) -> list[_Member]:
     rows = await _core(s, select(*person_columns(), Person.active).where(
         Person.team_id.in_(team_ids)))
-    return [_Member(PersonView.from_row(row[:-1]), bool(row[-1])) for row in rows
+    return [(PersonView.from_row(row[:-1]), bool(row[-1])) for row in rows
             if row.team_id is not None]
 
 
@@ -185,10 +163,9 @@ def _budgets(rt: Runtime, teams: dict[int, Any], members: list[_Member]) -> dict
     """Explicit team budget, else the sum of active members' monthly caps."""
     default = to_micros(rt.config.policy.default_cap_usd)
     caps: dict[int, int] = defaultdict(int)
-    for m in members:
-        if m.active and m.team_id in teams:
-            caps[m.team_id] += resolve_cap(m.person.cap_micros, teams[m.team_id].cap_micros,
-                                           default)
+    for p, active in members:
+        if active and p.team_id in teams:
+            caps[p.team_id] += resolve_cap(p.cap_micros, teams[p.team_id].cap_micros, default)
     return {
         tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
         for tid, t in teams.items()
@@ -379,8 +356,8 @@ async def compute(
     # 5. Sandbox experiments and outcomes, tips.
     teams = await _teams(s, team_ids)
     members = await _members(s, team_ids)
-    names = {m.id: m.name for m in members}
-    team_of = {m.id: m.team_id for m in members}
+    names = {p.id: p.name for p, _active in members}
+    team_of = {p.id: p.team_id for p, _active in members}
     experiments: dict[int, list[Experiment]] = defaultdict(list)
     outcomes: dict[int, list[tuple[str, str]]] = defaultdict(list)
     week_from = start_of_day(week_start, rt.tz)
@@ -505,7 +482,7 @@ async def _member_lines(
             )
         ).all()
     )
-    shown = [m.person for m in members if m.active and m.team_id in digests]
+    shown = [p for p, active in members if active and p.team_id in digests]
     months = await ledger.balances(rt, shown, now, within=s)
     for p in shown:
         bal = months[p.id]

@@ -63,8 +63,24 @@ def binding(limits: Iterable[Limit]) -> Limit:
     return min(limits, key=lambda lim: (lim.remaining, not lim.enforced))
 
 
+class Shares:
+    """Shares of spend, in whole percent, for anything with spent, low_value and agentic."""
+
+    spent: int
+    low_value: int
+    agentic: int
+
+    @property
+    def low_value_share(self) -> int:
+        return pct(self.low_value, self.spent)
+
+    @property
+    def agentic_share(self) -> int:
+        return pct(self.agentic, self.spent)
+
+
 @dataclass
-class Balance:
+class Balance(Shares):
     """One person's month (``bot.ledger.read.balance`` / ``balances``)."""
 
     person: PersonView
@@ -103,14 +119,6 @@ class Balance:
     @property
     def binding_limit(self) -> Limit:
         return binding(self.limits)
-
-    @property
-    def low_value_share(self) -> int:
-        return pct(self.low_value, self.spent)
-
-    @property
-    def agentic_share(self) -> int:
-        return pct(self.agentic, self.spent)
 
     def to_json(self) -> dict[str, Any]:
         fc = self.forecast
