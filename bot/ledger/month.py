@@ -91,7 +91,7 @@ class Balance(Shares):
     sandbox: int
     grants: list[Grant]
     by_category: list[tuple[str, int]]
-    by_model: list[tuple[str, int]]  # empty from a batch read without models
+    by_model: list[tuple[str, int]]  # a card's only (empty from a batch read)
     forecast: Forecast | None
     as_of: dict[str, datetime | None] = field(default_factory=dict)
     low_value: int = 0

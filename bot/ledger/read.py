@@ -10,10 +10,12 @@ of grouped statements for all its people. Statements are built once and run on t
 driver (``bot.store.reads``); a caller inside a write transaction passes its session.
 
 The seam for enforced vendor limits (issue #17): a vendor's limit for the person, read
-from where its sync stores it, becomes a ``Limit`` in ``Balance.vendor_limits`` — for the
-card, as one more tagged branch of ``_CARD`` (kind ``'l'``: source, amount, spent, period,
-as_of) parsed in ``_card_rows``; for a batch, one more grouped read in ``balances`` —
-and ``Balance.limits`` / ``binding_limit`` weigh it against tokencoach's own limit.
+from where its sync stores it, becomes a ``Limit`` in ``Balance.vendor_limits`` (passed to
+``assemble``): for the card, one more tagged branch of ``_card`` (kind ``'l'``: source and
+period in the text slots, amount, spent and an enforced flag in the integer slots, as_of in
+a time slot) turned into a ``Limit`` in ``_card_read``; for a batch, one more grouped read
+in ``balances``. ``Balance.limits`` and ``binding_limit`` then weigh it against
+tokencoach's own limit (cap + grants), and the card stays one statement.
 """
 
 from __future__ import annotations
@@ -269,13 +271,6 @@ def _usage(dialect: str, *, many: bool) -> Any:
             .where(*where).group_by(U.person_id, U.category))
 
 
-def _models(dialect: str) -> Any:
-    return (select(U.person_id, U.model, _sum(U.cost_micros))
-            .where(any_of(U.person_id, "pids", dialect), U.day >= _p("month_first", Date),
-                   U.day <= _p("today", Date))
-            .group_by(U.person_id, U.model))
-
-
 def _first_days(dialect: str) -> Any:
     return (select(U.person_id, func.min(U.day))
             .where(any_of(U.person_id, "pids", dialect), U.day >= _p("first_from", Date))
@@ -293,7 +288,6 @@ def _people(dialect: str) -> Any:
 
 _USAGE_ALL = Statement(lambda d: _usage(d, many=False))
 _USAGE_SOME = Statement(lambda d: _usage(d, many=True))
-_MODELS = Statement(_models)
 _FIRST_DAYS = Statement(_first_days)
 _GRANTS = Statement(_batch_grants)
 _PEOPLE = Statement(_people)
@@ -313,11 +307,11 @@ async def team_caps(rt: Runtime, within: AsyncSession | None = None) -> dict[int
 
 
 async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
-                   now: datetime | None = None, *, models: bool = False,
+                   now: datetime | None = None, *,
                    within: AsyncSession | None = None) -> dict[int, Balance]:
     """The months of ``people`` (None: every active person with usage since the pace
-    window began), by person id, in a few grouped statements for all of them. By model
-    only with ``models``; the tutorials had only on a card."""
+    window began), by person id, in a few grouped statements for all of them. Spend by
+    model and the tutorials had are a card's (``balance``): empty here."""
     reads = _reads(rt, within)
     period = Period.at(now or rt.now(), rt.tz)
     params = _period_params(period)
@@ -355,10 +349,6 @@ async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
     grants: dict[int, list[Grant]] = defaultdict(list)
     for pid, gid, amount, begins, ends in await reads.fetch(_GRANTS, params):
         grants[pid].append(Grant(gid, amount, moment(begins), moment(ends)))
-    by_model: dict[int, dict[str, int]] = defaultdict(dict)
-    if models:
-        for pid, model, cost in await reads.fetch(_MODELS, params):
-            by_model[pid][model] = int(cost or 0)
     caps = await team_caps(rt, within)
     as_of = await freshness(rt, within)
     fallback = default_cap(rt)
@@ -374,7 +364,7 @@ async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
         cap = resolve_cap(p.cap_micros, caps.get(p.team_id) if p.team_id else None, fallback)
         out[p.id] = assemble(
             person=p, period=period, tz=rt.tz, categories=rt.config.categories, cap=cap,
-            by_category=by_cat.get(p.id, {}), by_model=by_model.get(p.id, {}),
+            by_category=by_cat.get(p.id, {}), by_model={},
             window_spend=window.get(p.id, 0), first_day=first_days.get(p.id),
             grants=grants.get(p.id, []), earlier=earlier.get(p.id, {}), as_of=as_of,
             has_usage=p.id in used)

@@ -35,6 +35,10 @@ class StoreUnavailable(ConnectionError):
     """The database could not be reached for a read (counted in ``bot.store.UNAVAILABLE``)."""
 
 
+class _Lost(Exception):
+    """A connection failed itself (not its statement); its cause is the driver's error."""
+
+
 @dataclass
 class Statement:
     """``build(dialect_name)`` gives the Core statement; it is compiled on first use.
@@ -136,29 +140,42 @@ class DriverReads:
             raise StoreUnavailable("no database connection free for a read") from exc
         try:
             conn = self._idle.pop() if self._idle else None
+            if conn is not None and self._pg and conn.is_closed():
+                conn = None  # the server closed it while it was idle
             if conn is not None:
                 try:
-                    rows = await self._run(conn, sql, args)
-                    self._idle.append(conn)
-                    return rows
-                except Exception as exc:
-                    if not self._lost(exc):
-                        self._idle.append(conn)
-                        raise
-                    await self._discard(conn)  # gone while idle (restart, timeout): once more
-            conn = await self._connect()
+                    return await self._use(conn, sql, args)
+                except _Lost:
+                    pass  # gone while idle (a restart, a timeout): once more, on a new one
             try:
-                rows = await self._run(conn, sql, args)
-            except Exception as exc:
-                if self._lost(exc):
-                    await self._discard(conn)
-                    raise StoreUnavailable(repr(exc)) from exc
-                self._idle.append(conn)
-                raise
-            self._idle.append(conn)
-            return rows
+                return await self._use(await self._connect(), sql, args)
+            except _Lost as lost:
+                raise StoreUnavailable(repr(lost.__cause__)) from lost.__cause__
         finally:
             self._slots.release()
+
+    async def _use(self, conn: Any, sql: str, args: list[Any]) -> list[Row]:
+        """Run on ``conn`` and give it back; a connection that failed (or was interrupted
+        mid-statement) is closed instead, and its own failure raised as ``_Lost``."""
+        try:
+            rows = await self._run(conn, sql, args)
+        except Exception as exc:
+            if not self._lost(exc):
+                await self._release(conn)
+                raise
+            await self._discard(conn)
+            raise _Lost from exc
+        except BaseException:
+            await self._discard(conn)
+            raise
+        await self._release(conn)
+        return rows
+
+    async def _release(self, conn: Any) -> None:
+        if self._closed:  # closed while this read ran
+            await self._discard(conn)
+        else:
+            self._idle.append(conn)
 
     # --- the two drivers ------------------------------------------------------------
 
@@ -200,7 +217,8 @@ class DriverReads:
 
             return isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError
                               | asyncpg.exceptions.AdminShutdownError
-                              | asyncpg.exceptions.CannotConnectNowError)
+                              | asyncpg.exceptions.CannotConnectNowError
+                              | asyncpg.exceptions.InternalClientError)
         return False
 
     async def _discard(self, conn: Any) -> None:
