@@ -71,8 +71,10 @@ TARGET_BOLT_SHARE = {"postgresql": 0.25, "sqlite": 0.15}
 TARGET_P99_VS_BOLT = 4.0  # /tokens p99 at P99_LEVEL within this many times Bolt alone's
 P99_LEVEL = 16
 USERS = 10_000  # distinct askers per level: far under the per-person rate limit
-WHY_THROUGHPUT = ("a card costs Bolt's dispatch and signature check, the person's lookup, "
-                  "the card's one statement and rendering the blocks; see the notes")
+WHY_THROUGHPUT = ("a card costs Bolt's dispatch and signature check, one round trip to the "
+                  "database (the asker is found in the card's own statement) and building "
+                  "and rendering the blocks, and the database's own work shares the cores; "
+                  "see the notes")
 WHY_P99 = ("requests in flight queue behind each other on the server's one core; on "
            "SQLite the driver's thread takes turns with the event loop for the GIL")
 NOTES = """\

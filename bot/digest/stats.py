@@ -271,27 +271,16 @@ async def compute(
     for team_id, w, category, cost in rows:
         series[team_id].setdefault(category, [0] * n_weeks)[int(w)] += int(cost or 0)
 
-    # 2. Month to date (as of now) by team, then the last seven days, for the forecast.
-    # (Managers' lines are people's months: the ledger reads those, below.)
-    mtd: dict[int, int] = defaultdict(int)
-    rows = await _core(
-        s,
-        select(UsageDaily.team_id, func.sum(UsageDaily.cost_micros))
-        .where(in_teams, UsageDaily.day >= month.first, UsageDaily.day <= today)
-        .group_by(UsageDaily.team_id),
-    )
-    for team_id, cost in rows:
-        mtd[team_id] += int(cost or 0)
-    # The pace window is the seven complete days before today (today is still running).
-    last7: dict[int, int] = defaultdict(int)
-    rows = await _core(
-        s,
-        select(UsageDaily.team_id, func.sum(UsageDaily.cost_micros))
-        .where(in_teams, UsageDaily.day >= today - timedelta(days=7), UsageDaily.day < today)
-        .group_by(UsageDaily.team_id),
-    )
-    for team_id, cost in rows:
-        last7[team_id] += int(cost or 0)
+    # 2. Month to date (as of now) and the last seven days (the forecast's pace: today is
+    # still running) by team, from the ledger's one scan of the month, which also gives
+    # the members' months for managers' lines.
+    members = await _members(s, team_ids)
+    usage = await ledger.month_usage(
+        rt, now, teams=team_ids, within=s,
+        people=[p.id for p, active in members if active] if with_members else [])
+    teams_usage = usage.teams or {}
+    mtd = {tid: teams_usage[tid].spent for tid in team_ids if tid in teams_usage}
+    last7 = {tid: teams_usage[tid].window for tid in team_ids if tid in teams_usage}
 
     # 3. People with usage per chart week (the small-team privacy rule looks at every week):
     # per person, a bit mask of the weeks they had usage in, counted here. One small group
@@ -355,7 +344,6 @@ async def compute(
 
     # 5. Sandbox experiments and outcomes, tips.
     teams = await _teams(s, team_ids)
-    members = await _members(s, team_ids)
     names = {p.id: p.name for p, _active in members}
     team_of = {p.id: p.team_id for p, _active in members}
     experiments: dict[int, list[Experiment]] = defaultdict(list)
@@ -460,7 +448,7 @@ async def compute(
             tips_finished=tips[tid].get("completed", 0),
         )
     if with_members:
-        await _member_lines(rt, s, out, members, now)
+        await _member_lines(rt, s, out, members, usage)
     return out
 
 
@@ -469,7 +457,7 @@ async def _member_lines(
     s: AsyncSession,
     digests: dict[int, TeamDigest],
     members: list[_Member],
-    now: datetime,
+    usage: ledger.MonthUsage,
 ) -> None:
     """Per-person month-to-date lines (manager and admin digests only): each member's
     month as their own `/tokens` shows it."""
@@ -483,7 +471,7 @@ async def _member_lines(
         ).all()
     )
     shown = [p for p, active in members if active and p.team_id in digests]
-    months = await ledger.balances(rt, shown, now, within=s)
+    months = await ledger.balances(rt, shown, usage=usage, within=s)
     for p in shown:
         bal = months[p.id]
         digests[p.team_id or 0].members.append(

@@ -18,11 +18,14 @@ from bot.ledger.month import (
     forecast_window,
 )
 from bot.ledger.read import (
+    MonthUsage,
+    Usage,
     balance,
     balance_of_slack_user,
     balances,
     cap_for,
     freshness,
+    month_usage,
     team_caps,
 )
 
@@ -33,6 +36,8 @@ __all__ = [
     "Grant",
     "Limit",
     "MonthLine",
+    "MonthUsage",
+    "Usage",
     "balance",
     "balance_of_slack_user",
     "balances",
@@ -42,6 +47,7 @@ __all__ = [
     "forecast_window",
     "freshness",
     "history",
+    "month_usage",
     "team_caps",
     "unattributed",
 ]

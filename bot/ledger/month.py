@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from bot.directory import PersonView
@@ -90,8 +91,8 @@ class Balance(Shares):
     cap: int
     sandbox: int
     grants: list[Grant]
-    by_category: list[tuple[str, int]]
-    by_model: list[tuple[str, int]]  # a card's only (empty from a batch read)
+    by_category: list[tuple[str, int]]  # a card's only, as by_model (a batch sums shares)
+    by_model: list[tuple[str, int]]
     forecast: Forecast | None
     as_of: dict[str, datetime | None] = field(default_factory=dict)
     low_value: int = 0
@@ -202,11 +203,8 @@ def forecast(
     if window is None:
         return None
     pace = window_spend // window[1]
-    # What is left of the month: the rest of today plus the days after it.
     day_seconds = 86400
-    elapsed_today = int((now - start_of_day(today, tz)).total_seconds())
-    left_seconds = (month.last - today).days * day_seconds + max(day_seconds - elapsed_today, 0)
-    month_end = spent + pace * left_seconds // day_seconds
+    month_end = spent + pace * _left_of_month(now, today, month.last, tz) // day_seconds
     over = spent >= limit
     cap_date = None
     if not over and pace > 0 and month_end >= limit:
@@ -215,6 +213,14 @@ def forecast(
         if cap_date > month.last:
             cap_date = None
     return Forecast(pace_per_day=pace, month_end=month_end, cap_date=cap_date, already_over=over)
+
+
+@lru_cache(maxsize=64)
+def _left_of_month(now: datetime, today: date, last: date, tz: str) -> int:
+    """Seconds left in the month: the rest of today plus the days after it (the same
+    for everyone in a batch: computed once)."""
+    elapsed_today = int((now - start_of_day(today, tz)).total_seconds())
+    return (last - today).days * 86400 + max(86400 - elapsed_today, 0)
 
 
 def grants_start(grants: list[Grant], month: Month, tz: str) -> Month | None:
@@ -241,6 +247,8 @@ def allowance(grants: list[Grant], cap: int, earlier: dict[str, int]) -> int:
 
 def ranked(totals: dict[str, int]) -> list[tuple[str, int]]:
     """Non-zero totals, largest first (ties by name, so every database agrees)."""
+    if not totals:
+        return []
     return sorted(((k, v) for k, v in totals.items() if v), key=lambda x: (-x[1], x[0]))
 
 
@@ -262,9 +270,17 @@ def assemble(
     tutorials_had: frozenset[str] = frozenset(),
     has_usage: bool = False,
     person_active: bool = True,
+    totals: tuple[int, int, int] | None = None,
 ) -> Balance:
-    """A Balance from the figures a read returned: the one place the rules combine."""
-    spent = sum(by_category.values())
+    """A Balance from the figures a read returned: the one place the rules combine.
+
+    ``totals``: (spent, low-value, agentic) this month, when the read summed them itself
+    (a batch); else they are summed from ``by_category``."""
+    if totals is None:
+        totals = (sum(by_category.values()),
+                  sum(v for c, v in by_category.items() if c in categories.low_value),
+                  sum(v for c, v in by_category.items() if c in categories.agentic))
+    spent, low_value, agentic = totals
     sandbox = allowance(grants, cap, earlier) if grants else 0
     return Balance(
         person=person,
@@ -287,8 +303,8 @@ def assemble(
             tz=tz,
         ),
         as_of=as_of,
-        low_value=sum(v for c, v in by_category.items() if c in categories.low_value),
-        agentic=sum(v for c, v in by_category.items() if c in categories.agentic),
+        low_value=low_value,
+        agentic=agentic,
         vendor_limits=vendor_limits,
         tutorials_had=tutorials_had,
         has_usage=has_usage,

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +39,7 @@ from sqlalchemy import (
     func,
     literal_column,
     null,
+    or_,
     select,
     union_all,
 )
@@ -255,20 +258,29 @@ async def _card_read(rt: Runtime, reads: Reads, stmt: Statement, who: dict[str, 
 # --- many people -------------------------------------------------------------------------
 
 
-def _usage(dialect: str, *, many: bool) -> Any:
-    """Per person and category: the month's spend, the pace window's, the first day read,
-    and how many rows this month (usage at $0 counts as usage)."""
+def _usage(dialect: str, *, people: bool, teams: bool) -> Any:
+    """Per person and team (the team the usage was recorded under; person 0: nobody's):
+    the month's spend, its low-value and agentic parts, the pace window's spend, the
+    first day read, and how many rows this month (usage at $0 counts). Rows of the
+    people ``pids`` and (or) of the teams ``tids``, or every row."""
     today, month_first = _p("today", Date), _p("month_first", Date)
     in_month = U.day >= month_first
     in_window = and_(U.day >= _p("window_start", Date), U.day < today)
-    where = [U.day >= _p("start", Date), U.day <= today, U.person_id != 0]
-    if many:
-        where.append(any_of(U.person_id, "pids", dialect))
-    return (select(U.person_id, U.category,
-                   _sum(case((in_month, U.cost_micros), else_=0)),
+    where = [U.day >= _p("start", Date), U.day <= today]
+    scope = [any_of(U.person_id, "pids", dialect)] if people else []
+    scope += [any_of(U.team_id, "tids", dialect)] if teams else []
+    if scope:
+        where.append(or_(*scope))
+
+    def month_of(kinds: str) -> Any:
+        return _sum(case((and_(in_month, any_of(U.category, kinds, dialect, String)),
+                          U.cost_micros), else_=0))
+
+    return (select(U.person_id, U.team_id, _sum(case((in_month, U.cost_micros), else_=0)),
+                   month_of("low_value"), month_of("agentic"),
                    _sum(case((in_window, U.cost_micros), else_=0)),
                    func.min(U.day), _sum(case((in_month, 1), else_=0)))
-            .where(*where).group_by(U.person_id, U.category))
+            .where(*where).group_by(U.person_id, U.team_id))
 
 
 def _first_days(dialect: str) -> Any:
@@ -286,8 +298,10 @@ def _people(dialect: str) -> Any:
     return select(*person_columns()).where(any_of(Person.id, "pids", dialect), Person.active)
 
 
-_USAGE_ALL = Statement(lambda d: _usage(d, many=False))
-_USAGE_SOME = Statement(lambda d: _usage(d, many=True))
+FILTER_IN_SQL_UP_TO = 2_000  # people
+# (rows of given people, rows of given teams) -> the statement reading them.
+_USAGE = {(people, teams): Statement(partial(_usage, people=people, teams=teams))
+          for people in (False, True) for teams in (False, True)}
 _FIRST_DAYS = Statement(_first_days)
 _GRANTS = Statement(_batch_grants)
 _PEOPLE = Statement(_people)
@@ -306,43 +320,95 @@ async def team_caps(rt: Runtime, within: AsyncSession | None = None) -> dict[int
     return {tid: cap for tid, cap in await _reads(rt, within).fetch(_TEAM_CAPS, {})}
 
 
-async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
-                   now: datetime | None = None, *,
-                   within: AsyncSession | None = None) -> dict[int, Balance]:
-    """The months of ``people`` (None: every active person with usage since the pace
-    window began), by person id, in a few grouped statements for all of them. Spend by
-    model and the tutorials had are a card's (``balance``): empty here."""
+@dataclass
+class Usage:
+    """What a batch read of usage sums, for one person or one team."""
+
+    spent: int = 0  # this month
+    low_value: int = 0
+    agentic: int = 0
+    window: int = 0  # the pace window (the seven days before today)
+    first: date | None = None  # the first day read
+    rows: int = 0  # rows this month
+
+
+def _summed(parts: list[tuple[int, int, int, int, date, int]]) -> Usage:
+    if len(parts) == 1:
+        return Usage(*parts[0])
+    return Usage(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts),
+                 sum(p[3] for p in parts), min(p[4] for p in parts), sum(p[5] for p in parts))
+
+
+@dataclass
+class MonthUsage:
+    """One scan of the days a month read needs, summed by person and by team."""
+
+    period: Period
+    people: dict[int, Usage]
+    teams: dict[int, Usage] | None  # by the team usage was recorded under (all of it)
+
+
+async def month_usage(rt: Runtime, now: datetime | None = None, *,
+                      people: Sequence[int] | None = None, teams: Sequence[int] | None = None,
+                      within: AsyncSession | None = None) -> MonthUsage:
+    """Usage by person (``people``, or everyone) and by team (``teams``; everyone's when
+    neither is given): one scan, which a digest shares between its team figures and its
+    members' months. A person's figures are all their rows, whatever team they were
+    recorded under; a team's, the rows recorded under it (nobody's included)."""
     reads = _reads(rt, within)
     period = Period.at(now or rt.now(), rt.tz)
+    cats = rt.config.categories
+    params = {**_period_params(period), "low_value": list(cats.low_value),
+              "agentic": list(cats.agentic), "pids": sorted(set(people or ())),
+              "tids": sorted(set(teams or ()))}
+    # Long lists filter the scan slower than reading every row (their arrays are probed
+    # per row): beyond this many, read all and keep what was asked for.
+    small = max(len(params["pids"]), len(params["tids"])) <= FILTER_IN_SQL_UP_TO
+    scoped = small and (people is not None or teams is not None)
+    stmt = _USAGE[(scoped and people is not None, scoped and teams is not None)]
+    wanted_people = set(params["pids"]) if people is not None else None
+    wanted_teams = set(params["tids"]) if teams is not None else None
+    everyone = people is None and teams is None
+    by_person: dict[int, list[tuple[int, int, int, int, date, int]]] = defaultdict(list)
+    by_team: dict[int, list[tuple[int, int, int, int, date, int]]] = defaultdict(list)
+    for pid, tid, spent, low, agentic, window, first, rows in await reads.fetch(stmt, params):
+        figures = (int(spent or 0), int(low or 0), int(agentic or 0), int(window or 0),
+                   day(first), int(rows or 0))
+        if everyone or (wanted_teams is not None and tid in wanted_teams):
+            by_team[tid].append(figures)
+        if pid and (wanted_people is None or pid in wanted_people):
+            by_person[pid].append(figures)
+    return MonthUsage(period, {pid: _summed(parts) for pid, parts in by_person.items()},
+                      {tid: _summed(parts) for tid, parts in by_team.items()}
+                      if everyone or teams is not None else None)
+
+
+async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
+                   now: datetime | None = None, *, usage: MonthUsage | None = None,
+                   within: AsyncSession | None = None) -> dict[int, Balance]:
+    """The months of ``people`` (None: every active person with usage since the pace
+    window began), by person id, in a few grouped statements for all of them (``usage``:
+    from a ``month_usage`` read already made at the same moment). Spend by category and
+    by model and the tutorials had are a card's (``balance``): empty here; the shares
+    are summed."""
+    reads = _reads(rt, within)
+    if people is not None and not people:
+        return {}
+    if usage is None:
+        usage = await month_usage(rt, now, within=within, people=None if people is None
+                                  else [p.id for p in people])
+    period = usage.period
     params = _period_params(period)
-    if people is not None:
-        params["pids"] = sorted({p.id for p in people})
-        if not params["pids"]:
-            return {}
-    usage = await reads.fetch(_USAGE_ALL if people is None else _USAGE_SOME, params)
-    by_cat: dict[int, dict[str, int]] = defaultdict(dict)
-    window: dict[int, int] = defaultdict(int)
-    earliest: dict[int, date] = {}
-    used: set[int] = set()
-    for pid, category, month_cost, window_cost, first, rows_this_month in usage:
-        if int(rows_this_month or 0):
-            by_cat[pid][category] = int(month_cost or 0)
-            used.add(pid)
-        window[pid] += int(window_cost or 0)
-        first = day(first)
-        if pid not in earliest or first < earliest[pid]:
-            earliest[pid] = first
     if people is None:
-        params["pids"] = sorted(earliest)
-        found = [person_from_row(r) for r in await reads.fetch(_PEOPLE, params)]
-        people = found
+        params["pids"] = sorted(usage.people)
+        people = [person_from_row(r) for r in await reads.fetch(_PEOPLE, params)]
+    params["pids"] = sorted({p.id for p in people})
+    found = usage.people
     # The first day of usage only matters within the pace window: look it up exactly for
     # those who have none read before it.
-    unsure = [p.id for p in people
-              if p.id not in earliest or earliest[p.id] > period.window_start]
-    first_days = dict(earliest)
-    for pid in unsure:
-        first_days.pop(pid, None)
+    first_days = {pid: u.first for pid, u in found.items()
+                  if u.first is not None and u.first <= period.window_start}
+    unsure = [p.id for p in people if p.id not in first_days]
     if unsure:
         for pid, first in await reads.fetch(_FIRST_DAYS, {**params, "pids": unsure}):
             first_days[pid] = day(first)
@@ -359,15 +425,17 @@ async def balances(rt: Runtime, people: Sequence[PersonView] | None = None,
         if start:
             starts[pid] = start
     earlier = await _earlier_spend(reads, _EARLIER_MANY, params, starts, period.month)
+    none = Usage()
     out: dict[int, Balance] = {}
     for p in people:
+        u = found.get(p.id, none)
         cap = resolve_cap(p.cap_micros, caps.get(p.team_id) if p.team_id else None, fallback)
         out[p.id] = assemble(
             person=p, period=period, tz=rt.tz, categories=rt.config.categories, cap=cap,
-            by_category=by_cat.get(p.id, {}), by_model={},
-            window_spend=window.get(p.id, 0), first_day=first_days.get(p.id),
+            by_category={}, by_model={}, totals=(u.spent, u.low_value, u.agentic),
+            window_spend=u.window, first_day=first_days.get(p.id),
             grants=grants.get(p.id, []), earlier=earlier.get(p.id, {}), as_of=as_of,
-            has_usage=p.id in used)
+            has_usage=u.rows > 0)
     return out
 
 

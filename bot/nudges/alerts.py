@@ -63,6 +63,9 @@ def _due(rt: Runtime, bal: Balance, sent: set[tuple[int, str, int]]
 async def _alert(rt: Runtime, bal: Balance, basis: str, thresholds: list[int]) -> bool:
     cfg = rt.config
     person, period = bal.person, bal.month.key
+    # The person's card (a batch sums the shares but has no spend by category): which
+    # routine work their tip is about.
+    card = await ledger.balance(rt, person)
     async with rt.db.session() as s:
         won = 0
         for t in thresholds:
@@ -76,7 +79,7 @@ async def _alert(rt: Runtime, bal: Balance, basis: str, thresholds: list[int]) -
             )
         if won == 0:
             return False  # another replica got there first
-        category = dominant(bal.by_category, cfg.categories.low_value)
+        category = dominant(card.by_category, cfg.categories.low_value)
         tutorial = pick_tutorial(cfg, category, level_for(0), set()) if category else None
         threshold = max(thresholds)
         reply = messages.alert(

@@ -82,11 +82,11 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def any_of(column: Any, name: str, dialect: str) -> Any:
+def any_of(column: Any, name: str, dialect: str, item: Any = Integer) -> Any:
     """``column IN (the list given as parameter ``name``)``, as ONE parameter, so one
-    statement serves any number of ids (an array on PostgreSQL, JSON on SQLite)."""
+    statement serves any number of values (an array on PostgreSQL, JSON on SQLite)."""
     if dialect == "postgresql":
-        return column == func.any(bindparam(name, type_=ARRAY(Integer)))
+        return column == func.any(bindparam(name, type_=ARRAY(item)))
     each = func.json_each(bindparam(name)).table_valued("value")
     return column.in_(select(each.c.value))
 
