@@ -109,8 +109,9 @@ def _card(dialect: str, *, by: str) -> Any:
     if by == "id":
         pid: Any = _p("pid", Integer)
     else:
-        pid = (select(P.id).where(P.slack_user_id == _p("slack_user_id", String()))
-               .scalar_subquery())
+        me = (select(P.id.label("id")).where(P.slack_user_id == _p("slack_user_id", String()))
+              .cte("me"))
+        pid = select(me.c.id).scalar_subquery()
     today, month_first = _p("today", Date), _p("month_first", Date)
     in_month = U.day >= month_first
     in_window = and_(U.day >= _p("window_start", Date), U.day < today)
