@@ -59,9 +59,9 @@ def pick_tutorial(
     if not candidates:
         return None
     target = LEVELS.index(level)
-    return min(
-        candidates, key=lambda t: (abs(LEVELS.index(t.level) - target), config.tutorials.index(t))
-    )
+    # Candidates are in catalog order and min keeps the first of equals: the catalog's
+    # order breaks ties.
+    return min(candidates, key=lambda t: abs(LEVELS.index(t.level) - target))
 
 
 def had_queries(person_id: Any) -> tuple[Select[Any], Select[Any]]:
