@@ -1,8 +1,11 @@
-"""`python -m benchmarks [--quick] [--only NAME ...] [--backend B ...] [--output PATH]`.
+"""`python -m benchmarks [--quick | --smoke] [--only NAME ...] [--backend B ...] [--output PATH]`.
 
 Runs the benchmarks (ingest, tokens, digest) and writes the report: BENCHMARKS.md for a
 full run, benchmarks/.cache/BENCHMARKS-quick.md for --quick (a small-scale run CI can
-afford; its numbers are for catching regressions, not for the record).
+afford; its numbers are for catching regressions, not for the record), and
+benchmarks/.cache/BENCHMARKS-smoke.md for --smoke (the smallest run that still goes
+through every benchmark and the report: what `make test` runs to keep the command working;
+its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ BENCHMARKS = {"ingest": ingest.run, "tokens": tokens.run, "digest": digest.run}
 
 
 def report(sections: list[Section], *, quick: bool, command: str, started: datetime,
-           seconds: float, info: dict[str, str]) -> str:
-    scale = tokens.QUICK if quick else tokens.FULL
+           seconds: float, info: dict[str, str], smoke: bool = False) -> str:
+    scale = tokens.scale_of(quick, smoke)
     verdicts = [v for s in sections for v in s.verdicts]
     met = sum(v.met for v in verdicts)
+    make = "make test's smoke test" if smoke else "make bench-quick" if quick else "make bench"
     lines = [
-        "# Benchmarks" + (" (quick run)" if quick else ""),
+        "# Benchmarks" + (" (smoke run)" if smoke else " (quick run)" if quick else ""),
         "",
-        f"Produced by `{'make bench-quick' if quick else 'make bench'}`, which runs "
+        f"Produced by `{make}`, which runs "
         "(from the repository root, in the project's virtualenv):",
         "",
         "```",
@@ -88,6 +92,8 @@ def report(sections: list[Section], *, quick: bool, command: str, started: datet
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small scale, for CI")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smallest scale: checks the command works (make test)")
     parser.add_argument("--complete", action="store_true",
                         help="ingest every path at 1M and 10M records on both backends "
                              "(about 50 minutes on the 2-core reference machine)")
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="where to write the report")
     args = parser.parse_args(argv)
     names = args.only or list(BENCHMARKS)
-    output = args.output or (CACHE / "BENCHMARKS-quick.md" if args.quick
+    output = args.output or (CACHE / "BENCHMARKS-smoke.md" if args.smoke
+                             else CACHE / "BENCHMARKS-quick.md" if args.quick
                              else REPO / "BENCHMARKS.md")
     command = "python -m benchmarks" + (" " + shlex.join(argv if argv is not None
                                                            else sys.argv[1:])
@@ -112,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== {name}")
         if name == "ingest":
             sections.append(ingest.run(quick=args.quick, backends=tuple(args.backend),
-                                       complete=args.complete))
+                                       complete=args.complete, smoke=args.smoke))
         else:
-            sections.append(BENCHMARKS[name](quick=args.quick, backends=tuple(args.backend)))
+            sections.append(BENCHMARKS[name](quick=args.quick, backends=tuple(args.backend),
+                                             smoke=args.smoke))
     seconds = time.perf_counter() - t0
     text = report(sections, quick=args.quick, command=command, started=started,
-                  seconds=seconds, info=info)
+                  seconds=seconds, info=info, smoke=args.smoke)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     log(f"wrote {output} ({seconds / 60:.1f} min)")

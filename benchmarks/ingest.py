@@ -16,7 +16,10 @@ For each backend and size (see plan(): by default 100k and 1M records on every p
   (sqlite3 / asyncpg) into the same table of a fresh copy of the same store, in
   transactions of the same size as the writer's batches, and nothing else: no parsing,
   pricing, attribution, categories or rollup. The rows are built outside the timer; only
-  executemany + COMMIT are timed.
+  executemany + COMMIT are timed;
+* **COPY floor** (PostgreSQL): the same, with the rows loaded by ``COPY`` (asyncpg's
+  copy_records_to_table), which is how the writer itself stores records on PostgreSQL;
+  executemany is slower than what it measures the writer against, so it flatters it.
 
 Every run is checked after the clock stops: the store holds exactly N records, and
 usage_daily's cost equals the records' sum.
@@ -72,6 +75,7 @@ WEBHOOK_CHUNK = 10_000  # records per POST
 WEBHOOK_IN_FLIGHT = 2  # POSTs outstanding at once (a gateway flushing in the background)
 TARGET_RPS = {"sqlite": 200_000, "postgresql": 100_000}
 TARGET_FLOOR_SHARE = 0.5
+TARGET_COPY_SHARE = 0.6  # PostgreSQL file ingest against the COPY floor
 CSV_HEADER = ("occurred_at,user,provider,model,input_tokens,output_tokens,cache_read_tokens,"
               "cache_write_tokens,requests,tool_calls,cost_usd,category\n")
 
@@ -301,7 +305,8 @@ def _floor_sqlite(url: str, n: int, people: int) -> float:
     return seconds
 
 
-def _floor_pg(url: str, n: int, people: int) -> float:
+def _floor_pg(url: str, n: int, people: int, *, copy: bool = False) -> float:
+    """Timed: each batch's executemany (or COPY, with ``copy``) and its COMMIT."""
     import asyncpg
 
     from benchmarks.common import pg_dsn
@@ -318,7 +323,11 @@ def _floor_pg(url: str, n: int, people: int) -> float:
             for batch in batches:
                 started = time.perf_counter()
                 async with con.transaction():
-                    await con.executemany(sql, batch)
+                    if copy:
+                        await con.copy_records_to_table("usage_records", records=batch,
+                                                        columns=list(COLUMNS))
+                    else:
+                        await con.executemany(sql, batch)
                 seconds += time.perf_counter() - started
         finally:
             await con.close()
@@ -329,7 +338,7 @@ def _floor_pg(url: str, n: int, people: int) -> float:
 
 def child_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest")
-    parser.add_argument("kind", choices=["file", "floor"])
+    parser.add_argument("kind", choices=["file", "floor", "floor-copy"])
     parser.add_argument("--db", required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--people", type=int, required=True)
@@ -338,8 +347,10 @@ def child_main(argv: list[str] | None = None) -> None:
     if args.kind == "file":
         emit(asyncio.run(_file_child(args.db, Path(args.path), args.n)))
         return
-    floor = _floor_sqlite if args.db.startswith("sqlite") else _floor_pg
-    seconds = floor(args.db, args.n, args.people)
+    if args.db.startswith("sqlite"):
+        seconds = _floor_sqlite(args.db, args.n, args.people)
+    else:
+        seconds = _floor_pg(args.db, args.n, args.people, copy=args.kind == "floor-copy")
     rows = asyncio.run(_count(args.db))
     if rows != args.n:
         raise AssertionError(f"floor stored {rows:,} rows, expected {args.n:,}")
@@ -469,10 +480,12 @@ generator's (it keeps a pool of prepared rows), not a figure to compare.
 """
 
 
-def plan(quick: bool, complete: bool, backends: tuple[str, ...]
+def plan(quick: bool, complete: bool, backends: tuple[str, ...], smoke: bool = False
          ) -> list[tuple[str, int, list[str]]]:
     """(backend, records, paths) to run. The default fits the ~20 minute budget on the
     2-core reference machine; --complete runs every path at 1M and 10M (~50 minutes)."""
+    if smoke:  # every path once more at twice the size: the command works, nothing more
+        return [(b, n, [FILE, WEBHOOK]) for b in backends for n in (10_000, 20_000)]
     if quick:
         # Both sizes hold at least two batches: memory flat means the same at either.
         return [(b, n, [FILE, WEBHOOK]) for b in backends for n in (100_000, 300_000)]
@@ -486,12 +499,12 @@ def plan(quick: bool, complete: bool, backends: tuple[str, ...]
     return out
 
 
-def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = False
-        ) -> Section:
+def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = False,
+        smoke: bool = False) -> Section:
     from benchmarks.stores import directory_template
 
-    people = 2_000 if quick else 50_000
-    runs = plan(quick, complete, backends)
+    people = 2_000 if quick or smoke else 50_000
+    runs = plan(quick, complete, backends, smoke)
     section = Section(name="ingest", method=__doc__ or "", notes=NOTES)
     started = time.perf_counter()
     paths = {n: files(n, people) for n in sorted({n for _, n, _ in runs})}
@@ -499,7 +512,7 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = F
         f"Ingest — {people:,} people in the directory; {BATCH:,} records per transaction; "
         f"webhook: {WEBHOOK_CHUNK:,} records per POST, {WEBHOOK_IN_FLIGHT} in flight",
         ["backend", "records", "path", "records/s", "floor records/s", "% of floor",
-         "peak RSS", "RSS before"])
+         "% of COPY floor", "peak RSS", "RSS before"])
     peaks: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}  # (total, worker) KiB
     for backend, n, kinds in runs:
         template = directory_template(backend, people)
@@ -511,7 +524,16 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = F
         floor_rps = n / floor["seconds"]
         log(f"ingest {backend} {n:,}: floor {floor_rps:,.0f}/s")
         table.rows.append([backend, fmt_int(n), "raw executemany (floor)", fmt_int(floor_rps),
-                           "—", "—", fmt_mib(floor["peak_rss_kib"]), "—"])
+                           "—", "—", "—", fmt_mib(floor["peak_rss_kib"]), "—"])
+        copy_rps = 0.0
+        if backend == "postgresql":
+            with scratch_db(backend, template) as url:
+                copied = run_child("ingest", "floor-copy", "--db", url, "--n", str(n),
+                                   "--people", str(people))
+            copy_rps = n / copied["seconds"]
+            log(f"ingest {backend} {n:,}: COPY floor {copy_rps:,.0f}/s")
+            table.rows.append([backend, fmt_int(n), "raw COPY (COPY floor)", fmt_int(copy_rps),
+                               "—", "—", "—", fmt_mib(copied["peak_rss_kib"]), "—"])
         for kind in kinds:
             if kind == FILE:
                 with scratch_db(backend, template) as url:
@@ -522,7 +544,9 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = F
             rps = n / result["seconds"]
             log(f"ingest {backend} {n:,}: {kind} {rps:,.0f}/s")
             table.rows.append([backend, fmt_int(n), kind, fmt_int(rps), fmt_int(floor_rps),
-                               pct_of(rps, floor_rps), fmt_mib(result["peak_rss_kib"]),
+                               pct_of(rps, floor_rps),
+                               pct_of(rps, copy_rps) if copy_rps else "—",
+                               fmt_mib(result["peak_rss_kib"]),
                                fmt_mib(result["rss_before_kib"])])
             target = TARGET_RPS[backend]
             section.verdicts.append(Verdict(
@@ -533,6 +557,11 @@ def run(*, quick: bool, backends: tuple[str, ...] = BACKENDS, complete: bool = F
                 f"{100 * rps / floor_rps:.1f}%",  # one decimal: 49.9% must not read as 50%
                 rps >= TARGET_FLOOR_SHARE * floor_rps,
                 WHY_SQLITE if backend == "sqlite" else WHY_PG))
+            if copy_rps and kind == FILE:
+                section.verdicts.append(Verdict(
+                    f"ingest {kind} {backend} {n:,}", f"≥ {TARGET_COPY_SHARE:.0%} of the COPY "
+                    "floor", f"{100 * rps / copy_rps:.1f}%",
+                    rps >= TARGET_COPY_SHARE * copy_rps, WHY_PG))
             peaks.setdefault((backend, kind), {})[n] = (result["peak_rss_kib"],
                                                          result.get("worker_peak_kib", 0))
     for (backend, kind), by_n in peaks.items():

@@ -6,16 +6,18 @@ platform ids discovered at run time); app.yaml is the source for rows of origin 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import String, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import AppConfig
 from bot.money import to_micros
 from bot.runtime import Runtime
 from bot.store.locks import xact_lock
+from bot.store.reads import Statement
 from bot.store.tables import Identity, Person, Team
 
 
@@ -53,10 +55,27 @@ class PersonView:
             teams_aad_id=p.teams_aad_id,
         )
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> PersonView:
+        """From the columns of ``person_columns()``, as the driver returns them."""
+        pid, email, name, team, manager, tz, admin, cap, tips, ooo, slack, teams = row
+        return cls(pid, email, name, team, manager, tz, bool(admin), cap, bool(tips),
+                   bool(ooo), slack, teams)
+
     @property
     def first_name(self) -> str:
         words = self.name.split()
         return words[0] if words else self.email
+
+
+def person_columns() -> tuple[Any, ...]:
+    """The columns a PersonView is made of, in ``PersonView.from_row``'s order."""
+    return (Person.id, Person.email, Person.name, Person.team_id, Person.manager_id,
+            Person.timezone, Person.is_admin, Person.cap_micros, Person.tips_enabled,
+            Person.out_of_office, Person.slack_user_id, Person.teams_aad_id)
+
+
+person_from_row = PersonView.from_row
 
 
 async def sync_directory(rt: Runtime) -> dict[str, int]:
@@ -188,6 +207,16 @@ async def _sync_identities(s: AsyncSession, cfg: AppConfig) -> int:
 # --- lookups ---------------------------------------------------------------------------
 
 
+_BY_SLACK_ID = Statement(lambda d: select(*person_columns()).where(
+    Person.slack_user_id == bindparam("user_id", type_=String()), Person.active))
+
+
+async def person_by_slack_id(rt: Runtime, user_id: str) -> PersonView | None:
+    """The active person with this Slack id (one round trip on the driver)."""
+    rows = await rt.db.reads.fetch(_BY_SLACK_ID, {"user_id": user_id})
+    return PersonView.from_row(rows[0]) if rows else None
+
+
 async def person_by_email(s: AsyncSession, email: str) -> PersonView | None:
     p = await s.scalar(select(Person).where(Person.email == email.strip().lower(), Person.active))
     return PersonView.of(p) if p else None
@@ -226,7 +255,3 @@ def resolve_cap(person_cap: int | None, team_cap: int | None, default: int) -> i
     if person_cap is not None:
         return person_cap
     return team_cap if team_cap is not None else default
-
-
-def cap_micros(rt: Runtime, person: PersonView, team_cap: int | None) -> int:
-    return resolve_cap(person.cap_micros, team_cap, to_micros(rt.config.policy.default_cap_usd))

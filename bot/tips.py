@@ -3,11 +3,15 @@ the nudge sweep, so every surface recommends the same way."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Set as AbstractSet
+from typing import Any, Literal
+
+from sqlalchemy import Select, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import AppConfig
 from bot.config.models import Tutorial
+from bot.reply import Button
 from bot.store.tables import Nudge, TipEvent
 
 LEVELS = ("beginner", "intermediate", "advanced")
@@ -42,7 +46,7 @@ def dominant(by_category: list[tuple[str, int]], among: list[str]) -> str | None
 
 
 def pick_tutorial(
-    config: AppConfig, category: str | None, level: str, exclude: set[str]
+    config: AppConfig, category: str | None, level: str, exclude: AbstractSet[str]
 ) -> Tutorial | None:
     """A tutorial for ``category`` nearest to ``level`` that the person has not had."""
     candidates = [
@@ -55,26 +59,37 @@ def pick_tutorial(
     if not candidates:
         return None
     target = LEVELS.index(level)
-    return min(
-        candidates, key=lambda t: (abs(LEVELS.index(t.level) - target), config.tutorials.index(t))
-    )
+    # Candidates are in catalog order and min keeps the first of equals: the catalog's
+    # order breaks ties.
+    return min(candidates, key=lambda t: abs(LEVELS.index(t.level) - target))
 
 
-async def tutorials_had(s: AsyncSession, person_id: int) -> set[str]:
-    """Tutorials already sent to or completed by the person (never recommend them twice)."""
-    sent = await s.scalars(
+def had_queries(person_id: Any) -> tuple[Select[Any], Select[Any]]:
+    """Tutorials already sent to (nudges) or opened or completed by (tip events) a person."""
+    return (
         select(Nudge.tutorial_id).where(
             Nudge.person_id == person_id, Nudge.cohort == "nudged", Nudge.tutorial_id.is_not(None)
-        )
-    )
-    done = await s.scalars(
+        ),
         select(TipEvent.tutorial_id).where(
             TipEvent.person_id == person_id,
             TipEvent.event.in_(("completed", "opened")),
             TipEvent.tutorial_id.is_not(None),
-        )
+        ),
     )
-    return {t for t in sent.all() if t} | {t for t in done.all() if t}
+
+
+async def tutorials_had(s: AsyncSession, person_id: int) -> set[str]:
+    """Tutorials already sent to or completed by the person (never recommend them twice);
+    a card reads them with its balance (``Balance.tutorials_had``)."""
+    sent, done = had_queries(person_id)
+    return {t for t in (await s.scalars(union_all(sent, done))).all() if t}
+
+
+def open_button(tut: Tutorial, *, value: str | None = None,
+                style: Literal["default", "primary", "danger"] = "primary") -> Button:
+    """The button that opens a tutorial (its clicks are recorded: ``tips.open``)."""
+    return Button(label="Open tutorial", action="tips.open", value=value or tut.id, url=tut.url,
+                  style=style)
 
 
 def tutorial(config: AppConfig, tutorial_id: str) -> Tutorial | None:

@@ -9,14 +9,15 @@ from sqlalchemy import func, select
 from bot import audit, ledger
 from bot.approvals.policy import pool_used
 from bot.directory import person_by_email
+from bot.ledger.org import org_month
 from bot.money import fmt_usd, to_micros
 from bot.nudges.audit import audit_usage
 from bot.reply import Block, Context, Fact, Facts, Form, Header, Reply, Text, simple
-from bot.store.tables import OutboxMessage, SandboxRequest, SourceState, UsageDaily
-from bot.timeutil import as_utc, local_day, month_of
+from bot.store.tables import SandboxRequest, UsageDaily
+from bot.timeutil import local_day, month_of
+from bot.usage.names import source_name
 from handlers.balance import balance_reply
 from handlers.context import Ctx
-from handlers.texts import SOURCE_NAMES
 
 ADMIN_HELP = (
     "`/tokens admin` overview · `/tokens admin balance EMAIL` someone's card · "
@@ -125,18 +126,7 @@ async def overview(ctx: Ctx) -> Reply:
     now = rt.now()
     month = month_of(local_day(now, rt.tz))
     async with rt.db.reader() as s:
-        spent = await s.scalar(
-            select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
-                UsageDaily.day >= month.first, UsageDaily.day <= month.last
-            )
-        )
-        unattributed = await s.scalar(
-            select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
-                UsageDaily.day >= month.first,
-                UsageDaily.day <= month.last,
-                UsageDaily.person_id == 0,
-            )
-        )
+        org = await org_month(s, month, now)
         people = await s.scalar(
             select(func.count(func.distinct(UsageDaily.person_id))).where(
                 UsageDaily.day >= month.first, UsageDaily.person_id != 0
@@ -148,39 +138,26 @@ async def overview(ctx: Ctx) -> Reply:
             .where(SandboxRequest.status == "pending")
         )
         pool = await pool_used(s, month.key)
-        failed = await s.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.status == "failed",
-                OutboxMessage.created_at >= now - timedelta(days=7),
-            )
-        )
-        sources = (await s.execute(select(SourceState))).scalars().all()
     pool_total = to_micros(rt.config.sandbox.pool_usd)
     blocks = [
         Header(text=f"{rt.config.org.name} — {month.first:%B %Y}"),
         Facts(
             items=[
-                Fact(label="Spent this month", value=fmt_usd(int(spent or 0))),
+                Fact(label="Spent this month", value=fmt_usd(org.spent)),
                 Fact(label="People with usage", value=f"{int(people or 0):,}"),
-                Fact(label="Unattributed", value=fmt_usd(int(unattributed or 0))),
+                Fact(label="Unattributed", value=fmt_usd(org.unattributed)),
                 Fact(label="Sandbox pool", value=f"{fmt_usd(pool)} of {fmt_usd(pool_total)} used"),
                 Fact(label="Requests pending", value=str(int(pending or 0))),
-                Fact(label="Undelivered messages (7 days)", value=str(int(failed or 0))),
+                Fact(label="Undelivered messages (7 days)", value=str(org.undelivered)),
             ]
         ),
     ]
     lines = []
-    for st in sources:
-        name = SOURCE_NAMES.get(st.source, st.source)
-        fresh = as_utc(st.data_as_of).strftime("%b %-d %H:%M UTC") if st.data_as_of else "no data"
-        line = f"**{name}**: data as of {fresh}"
-        if st.last_error and (
-            st.last_success_at is None
-            or (st.last_error_at and st.last_error_at > st.last_success_at)
-        ):
-            line += f" · last run failed: {st.last_error[:120]}"
+    for st in org.sources:
+        fresh = st.data_as_of.strftime("%b %-d %H:%M UTC") if st.data_as_of else "no data"
+        line = f"**{source_name(st.source)}**: data as of {fresh}"
+        if st.failing:
+            line += f" · last run failed: {st.failing[:120]}"
         lines.append(line)
     if lines:
         blocks.append(Text(text="\n".join(lines)))

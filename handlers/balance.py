@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import ledger, tips
 from bot.directory import PersonView
@@ -27,8 +26,9 @@ from bot.reply import (
 )
 from bot.runtime import Runtime
 from bot.timeutil import as_utc
+from bot.usage.names import source_name, source_order
 from handlers.context import Ctx
-from handlers.texts import SOURCE_NAMES, usage_reply
+from handlers.texts import usage_reply
 
 STALE_AFTER_HOURS = 6
 TOP_CATEGORIES = 6
@@ -45,7 +45,8 @@ def freshness_line(rt: Runtime, person: PersonView, as_of: dict[str, datetime | 
         return "No usage data has arrived yet."
     newest = max(known.values())
     names = " + ".join(
-        SOURCE_NAMES.get(s, s) for s in sorted(known, key=lambda s: -known[s].timestamp())
+        source_name(s)
+        for s in sorted(known, key=lambda s: (-known[s].timestamp(), source_order(s)))
     )
     when = _local(rt, person, newest)
     now_local = _local(rt, person, rt.now())
@@ -54,7 +55,7 @@ def freshness_line(rt: Runtime, person: PersonView, as_of: dict[str, datetime | 
     )
     line = f"Usage as of {stamp} ({names}) · amounts in USD"
     stale = [
-        SOURCE_NAMES.get(s, s)
+        source_name(s)
         for s, at in known.items()
         if (rt.now() - at).total_seconds() > STALE_AFTER_HOURS * 3600 and s != "import"
     ]
@@ -82,15 +83,14 @@ def forecast_text(bal: Balance) -> str:
     )
 
 
-async def tip_blocks(ctx: Ctx, s: AsyncSession, bal: Balance) -> list[Block]:
+def tip_blocks(ctx: Ctx, bal: Balance) -> list[Block]:
     """One tip with a tutorial button when low-value use dominates the month."""
     cfg = ctx.rt.config
     threshold = int(cfg.nudges.low_value_threshold * 100)
     if bal.spent < to_micros(cfg.nudges.min_spend_usd) or bal.low_value_share < threshold:
         return []
     category = tips.dominant(bal.by_category, cfg.categories.low_value)
-    had = await tips.tutorials_had(s, bal.person.id)
-    tut = tips.pick_tutorial(cfg, category, tips.level_for(bal.agentic_share), had)
+    tut = tips.pick_tutorial(cfg, category, tips.level_for(bal.agentic_share), bal.tutorials_had)
     words = tips.CATEGORY_WORDS.get(category or "", category or "routine work")
     text = (
         f"**Tip:** {bal.low_value_share}% of your spend this month went to routine work, "
@@ -99,15 +99,7 @@ async def tip_blocks(ctx: Ctx, s: AsyncSession, bal: Balance) -> list[Block]:
     buttons = []
     if tut:
         text += f" — try “{tut.title}” ({tut.minutes or 20} min)."
-        buttons.append(
-            Button(
-                label="Open tutorial",
-                action="tips.open",
-                value=tut.id,
-                url=tut.url,
-                style="primary",
-            )
-        )
+        buttons.append(tips.open_button(tut))
     else:
         text += "."
     if cfg.sandbox.enabled:
@@ -167,12 +159,27 @@ def balance_blocks(rt: Runtime, bal: Balance, *, own: bool = True) -> list[Block
 
 
 async def balance_reply(ctx: Ctx, person: PersonView, *, with_tip: bool = True) -> Reply:
-    async with ctx.rt.db.reader() as s:  # one read transaction: one consistent card
-        bal = await ledger.balance(ctx.rt, s, person)
-        blocks = balance_blocks(ctx.rt, bal, own=person.id == ctx.person.id)
-        if with_tip:
-            blocks += await tip_blocks(ctx, s, bal)
-    blocks.append(Context(text=freshness_line(ctx.rt, person, bal.as_of)))
+    bal = await ledger.balance(ctx.rt, person)  # one statement: one consistent card
+    return card_reply(ctx, bal, with_tip=with_tip)
+
+
+async def own_card(ctx: Ctx) -> Reply | None:
+    """The asker's card when the adapter has not looked them up (``Actor.lookup``): the
+    card's statement finds them by their Slack id. None when it can't (another platform,
+    or nobody active has that id yet): then the router looks them up the usual way."""
+    if ctx.actor.platform != "slack":
+        return None
+    bal = await ledger.balance_of_slack_user(ctx.rt, ctx.actor.platform_user_id)
+    if bal is None:
+        return None
+    return card_reply(Ctx(ctx.rt, replace(ctx.actor, person=bal.person, lookup=None)), bal)
+
+
+def card_reply(ctx: Ctx, bal: Balance, *, with_tip: bool = True) -> Reply:
+    blocks = balance_blocks(ctx.rt, bal, own=bal.person.id == ctx.person.id)
+    if with_tip:
+        blocks += tip_blocks(ctx, bal)
+    blocks.append(Context(text=freshness_line(ctx.rt, bal.person, bal.as_of)))
     summary = (
         f"{fmt_usd(bal.spent)} of {fmt_usd(bal.limit)} spent in "
         f"{bal.month.first:%B}, {fmt_usd(bal.remaining)} left"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.directory import PersonView
@@ -16,6 +17,9 @@ class Actor:
     platform: str  # slack | teams | playground | cli
     platform_user_id: str
     in_channel: bool = False  # spoke in a shared channel rather than a DM
+    # Set by an adapter that has not looked the person up yet (``person`` is None until
+    # the router does): the balance card finds them in its own statement instead.
+    lookup: Callable[[], Awaitable[PersonView | None]] | None = None
 
     @property
     def label(self) -> str:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot import metrics
-from bot.directory import admins
 from bot.reply import ActionResult, Form, Reply, simple
 from bot.store import UNAVAILABLE
 from handlers import admin, balance, sandbox, team, tips
 from handlers.context import Ctx
-from handlers.texts import usage_reply
+from handlers.texts import not_in_directory, usage_reply
 
 log = logging.getLogger("tokencoach.handlers")
 
@@ -47,14 +47,11 @@ ACTIONS: dict[str, ActionFn] = {
 MAX_COMMAND_LENGTH = 2000
 
 
-async def _not_in_directory(ctx: Ctx) -> Reply:
-    async with ctx.rt.db.reader() as s:
-        names = [a.name for a in await admins(s)]
-    ask = f"an admin ({', '.join(names[:3])})" if names else "your AI platform team"
-    return simple(
-        "I couldn't find you in the tokencoach directory, so I can't show a balance yet. "
-        f"Ask {ask} to add you — they'll need the email address you use at work."
-    )
+async def _looked_up(ctx: Ctx) -> Ctx:
+    """The asker, looked up if the adapter left it to us (``Actor.lookup``)."""
+    if ctx.actor.person is not None or ctx.actor.lookup is None:
+        return ctx
+    return Ctx(ctx.rt, replace(ctx.actor, person=await ctx.actor.lookup(), lookup=None))
 
 
 def _limited(ctx: Ctx, per_minute: int) -> bool:
@@ -92,9 +89,14 @@ async def handle_command(ctx: Ctx, text: str) -> Reply | Form:
     try:
         if _limited(ctx, ctx.rt.config.server.commands_per_minute):
             return _SLOW_DOWN
-        if ctx.actor.person is None:
-            return await _not_in_directory(ctx)
         fn = COMMANDS.get(name)
+        if fn is balance.show_balance and len(words) <= 1 and ctx.actor.person is None:
+            card = await balance.own_card(ctx)  # the asker found in the card's statement
+            if card is not None:
+                return card
+        ctx = await _looked_up(ctx)
+        if ctx.actor.person is None:
+            return await not_in_directory(ctx.rt)
         if fn is None:
             shown = " ".join(words)[:60]
             return usage_reply(f"I don't know `{shown}`. Here is what I can do:")
@@ -120,8 +122,9 @@ async def handle_action(
     try:
         if _limited(ctx, ctx.rt.config.server.commands_per_minute * 2):
             return ActionResult(reply=_SLOW_DOWN)
+        ctx = await _looked_up(ctx)
         if ctx.actor.person is None:
-            return ActionResult(reply=await _not_in_directory(ctx))
+            return ActionResult(reply=await not_in_directory(ctx.rt))
         fn = ACTIONS.get(base)
         if fn is None:
             log.warning("unknown action", extra={"action": base, "actor": ctx.actor.label})

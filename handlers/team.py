@@ -43,16 +43,15 @@ async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
             if me.is_admin
             else [r for r in reports if r.team_id == team.id]
         )
-        people_lines: list[Fact] = []
-        for person in members[:25]:
-            bal = await ledger.balance(ctx.rt, s, person)
-            people_lines.append(
-                Fact(
-                    label=person.name,
-                    value=f"{fmt_usd(bal.spent)} ({pct(bal.spent, bal.limit)}% of limit) · "
-                    f"agentic {bal.agentic_share}%",
-                )
-            )
+    months = await ledger.balances(ctx.rt, members[:25])
+    people_lines = [
+        Fact(
+            label=m.person.name,
+            value=f"{fmt_usd(m.spent)} ({pct(m.spent, m.limit)}% of limit) · "
+            f"agentic {m.agentic_share}%",
+        )
+        for m in (months[person.id] for person in members[:25])
+    ]
     minimum = ctx.rt.config.digests.small_team_min
     # In a handful of people, shares (and the head count) would point at colleagues.
     small = figures.active_people < minimum and not (me.is_admin or people_lines)

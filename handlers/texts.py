@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from bot.reply import Block, Context, Header, Reply, Text
-
-SOURCE_NAMES = {
-    "openai": "OpenAI",
-    "anthropic": "Anthropic",
-    "claude_code": "Claude Code",
-    "litellm": "LiteLLM",
-    "github_copilot": "GitHub Copilot",
-    "cursor": "Cursor",
-    "import": "imports",
-}
+from bot.directory import admins
+from bot.reply import Block, Context, Header, Reply, Text, simple
+from bot.runtime import Runtime
 
 COMMANDS = [
     ("/tokens", "your balance: spent, cap, sandbox grants, forecast, where it goes"),
@@ -38,3 +30,13 @@ def usage_reply(problem: str | None = None) -> Reply:
         Context(text="In Teams, send the same words to the bot: `tokens`, `tokens sandbox 300 …`.")
     )
     return Reply(text=problem or "tokencoach commands", blocks=blocks)
+
+
+async def not_in_directory(rt: Runtime) -> Reply:
+    async with rt.db.reader() as s:
+        names = [a.name for a in await admins(s)]
+    ask = f"an admin ({', '.join(names[:3])})" if names else "your AI platform team"
+    return simple(
+        "I couldn't find you in the tokencoach directory, so I can't show a balance yet. "
+        f"Ask {ask} to add you — they'll need the email address you use at work."
+    )

@@ -106,9 +106,9 @@ async def tips_command(ctx: Ctx, args: list[str]) -> Reply | Form:
 async def recommendations(ctx: Ctx) -> Reply:
     cfg = ctx.rt.config
     window = cfg.nudges.window_days
+    bal = await ledger.balance(ctx.rt, ctx.person)
+    had = bal.tutorials_had
     async with ctx.rt.db.reader() as s:
-        bal = await ledger.balance(ctx.rt, s, ctx.person)
-        had = await tips.tutorials_had(s, ctx.person.id)
         enabled = await s.scalar(select(Person.tips_enabled).where(Person.id == ctx.person.id))
         recent = (await trailing(s, end=local_day(ctx.rt.now(), ctx.rt.tz), days=window,
                                  person_ids=[ctx.person.id])).get(ctx.person.id)
@@ -145,13 +145,7 @@ async def recommendations(ctx: Ctx) -> Reply:
         blocks.append(
             Actions(
                 buttons=[
-                    Button(
-                        label="Open tutorial",
-                        action="tips.open",
-                        value=tut.id,
-                        url=tut.url,
-                        style="primary",
-                    ),
+                    tips.open_button(tut),
                     Button(label="I finished it", action="tips.done", value=tut.id),
                 ]
             )

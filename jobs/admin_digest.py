@@ -9,16 +9,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.directory import admins
-from bot.ledger import freshness
+from bot.ledger.org import org_month
 from bot.money import fmt_usd, pct
 from bot.nudges.effect import holdout_effect
 from bot.outbox import enqueue
 from bot.reply import Block, Context, Fact, Facts, Header, Reply, Text
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
-from bot.store.tables import OutboxMessage, Team, UsageDaily
+from bot.store.tables import Team, UsageDaily
 from bot.timeutil import local_day, month_of
-from handlers.texts import SOURCE_NAMES
+from bot.usage.names import source_name
 
 
 async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
@@ -37,11 +37,7 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             )
 
         week = int(await s.scalar(spend_between(week_start, last)) or 0)
-        mtd = int(await s.scalar(spend_between(month.first, month.last)) or 0)
-        unattributed = int(
-            await s.scalar(spend_between(month.first, month.last).where(UsageDaily.person_id == 0))
-            or 0
-        )
+        org = await org_month(s, month, now)
         rows = await s.execute(
             select(UsageDaily.team_id, UsageDaily.category, func.sum(UsageDaily.cost_micros))
             .where(UsageDaily.day >= week_start, UsageDaily.day <= last, UsageDaily.team_id != 0)
@@ -54,18 +50,6 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             if category in cfg.categories.agentic:
                 acc[1] += int(cost or 0)
         names = dict((await s.execute(select(Team.id, Team.name))).all())
-        sources = await freshness(s)
-        failed = int(
-            await s.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(
-                    OutboxMessage.status == "failed",
-                    OutboxMessage.created_at >= now - timedelta(days=7),
-                )
-            )
-            or 0
-        )
         effect = await holdout_effect(s, cfg, now, rt.tz)
         recipients = await admins(s)
     top = sorted(
@@ -78,9 +62,9 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         Facts(
             items=[
                 Fact(label="Spend this week", value=fmt_usd(week)),
-                Fact(label="Month to date", value=fmt_usd(mtd)),
-                Fact(label="Unattributed this month", value=fmt_usd(unattributed)),
-                Fact(label="Undelivered messages (7 days)", value=str(failed)),
+                Fact(label="Month to date", value=fmt_usd(org.spent)),
+                Fact(label="Unattributed this month", value=fmt_usd(org.unattributed)),
+                Fact(label="Undelivered messages (7 days)", value=str(org.undelivered)),
             ]
         ),
     ]
@@ -95,9 +79,9 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
             )
         )
     fresh = [
-        f"{SOURCE_NAMES.get(src, src)}: {(now - at).total_seconds() / 3600:.0f} h old"
-        for src, at in sources.items()
-        if at
+        f"{source_name(st.source)}: {(now - st.data_as_of).total_seconds() / 3600:.0f} h old"
+        for st in org.sources
+        if st.data_as_of
     ]
     if fresh:
         blocks.append(Context(text="Data freshness — " + " · ".join(fresh)))

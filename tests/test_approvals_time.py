@@ -113,3 +113,36 @@ async def test_twenty_concurrent_clicks_on_two_replicas(slack_bot) -> None:  # t
     notices = [m for m in bot.fake.messages(bot.fake.dm_channel(TOMAS))
                if "was approved" in m.get("text", "")]
     assert len(notices) == 1
+
+
+async def test_a_pending_request_is_rerouted_in_one_call(slack_bot) -> None:  # type: ignore[no-untyped-def]
+    """flow.reroute, as for an approver who leaves: their card changes in place, the new
+    approver gets the card, the requester's confirmation says who decides now, audited;
+    a second call for the same stage changes nothing."""
+    from bot.approvals import flow
+    from bot.directory import person_by_email
+
+    bot = slack_bot
+    await bot.client.command(bot.uid(TOMAS), "sandbox 250 Build an agent that triages bugs")
+    await bot.deliver()
+    async with bot.rt.db.reader() as s:
+        req = await s.get(SandboxRequest, 1)
+        jordan = await person_by_email(s, JORDAN)
+    assert req is not None and jordan is not None
+    note = "Re-routed to you: {previous} left the directory."
+    assert await flow.reroute(bot.rt, req, jordan.id, status="reassigned", note=note)
+    assert not await flow.reroute(bot.rt, req, jordan.id, status="reassigned", note=note)
+    await bot.deliver()
+    priya_card = card_in(bot.fake, PRIYA, 1)
+    assert "Re-routed" in text_of(priya_card) and buttons(priya_card) == {}
+    jordan_card = card_in(bot.fake, JORDAN, 1)
+    assert "left the directory" in text_of(jordan_card)
+    assert set(buttons(jordan_card)) == {"Approve", "Deny"}
+    assert "Waiting for *Jordan Blake*" in str(latest_in(bot.fake, TOMAS)["blocks"])
+    async with bot.rt.db.reader() as s:
+        fresh = await s.get(SandboxRequest, 1)
+        audits = (await s.scalars(select(AuditEntry).where(
+            AuditEntry.action == "sandbox.reassigned"))).all()
+    assert fresh is not None and fresh.current_approver_id == jordan.id
+    assert fresh.status == "pending" and fresh.escalated_at is None
+    assert [a.detail for a in audits] == [{"from": req.current_approver_id, "to": jordan.id}]

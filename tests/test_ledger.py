@@ -31,7 +31,9 @@ async def grant(rt, email: str, amount: int, start: str, days: int) -> None:  # 
 
 async def balance(rt, email: str = OMAR):  # type: ignore[no-untyped-def]
     async with rt.db.reader() as s:
-        return await ledger.balance(rt, s, await person_by_email(s, email))
+        person = await person_by_email(s, email)
+    assert person is not None
+    return await ledger.balance(rt, person)
 
 
 async def test_a_grant_adds_its_amount_once_across_months(rt) -> None:  # type: ignore[no-untyped-def]
@@ -91,3 +93,43 @@ async def test_daily_buckets_keep_their_date_in_any_org_zone(make_runtime, base_
             days = (await s.scalars(select(UsageRecord.day).where(
                 UsageRecord.source == "claude_code"))).all()
         assert days[-1] == date(2026, 11, 1), zone
+
+
+async def test_one_person_and_a_batch_read_the_same_month(rt) -> None:  # type: ignore[no-untyped-def]
+    """The card's statement and the batch's grouped reads agree on every shared figure,
+    grants from an earlier month included."""
+    rt.clock.set("2026-11-18T15:00:00+00:00")
+    await write(rt, [record(rt, OMAR, date(2026, 10, 12), cost="1600.00", category="coding"),
+                     record(rt, OMAR, date(2026, 11, 9), cost="410.00", category="chat"),
+                     record(rt, OMAR, date(2026, 11, 16), cost="55.25", category="agentic"),
+                     record(rt, OMAR, date(2026, 11, 17), cost="0", category="summarization")])
+    await grant(rt, OMAR, 300, "2026-10-20T12:00:00+00:00", 40)
+    card = await balance(rt)
+    batch = (await ledger.balances(rt, [card.person]))[card.person.id]
+    everyone = (await ledger.balances(rt))[card.person.id]
+    for other in (batch, everyone):
+        assert (other.spent, other.cap, other.sandbox, other.limit, other.low_value,
+                other.agentic, other.forecast, other.grants, other.has_usage) == (
+            card.spent, card.cap, card.sandbox, card.limit, card.low_value, card.agentic,
+            card.forecast, card.grants, card.has_usage)
+    assert card.sandbox == 300_000_000 - 100_000_000  # October used $100 of it
+
+
+async def test_limits_weigh_an_enforced_vendor_limit_against_our_own(rt) -> None:  # type: ignore[no-untyped-def]
+    """The seam for enforced vendor limits: a month carries every limit that applies and
+    says which binds first (tokencoach's own, until a vendor's leaves less)."""
+    from dataclasses import replace
+
+    rt.clock.set("2026-11-18T15:00:00+00:00")
+    await write(rt, [record(rt, OMAR, date(2026, 11, 9), cost="400.00")])
+    bal = await balance(rt)
+    own = bal.binding_limit
+    assert (own.source, own.amount, own.spent, own.period) == (
+        "tokencoach", 1_500_000_000, 400_000_000, "2026-11")
+    vendor = ledger.Limit("claude_enterprise", 1_000_000_000, 900_000_000, "2026-11",
+                          enforced=True)
+    with_vendor = replace(bal, vendor_limits=(vendor,))
+    assert with_vendor.limits == (own, vendor)
+    assert with_vendor.binding_limit is vendor  # $100 left there, $1,100 here
+    roomy = replace(vendor, amount=5_000_000_000)  # $4,100 left there
+    assert replace(bal, vendor_limits=(roomy,)).binding_limit == own

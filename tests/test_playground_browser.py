@@ -100,7 +100,7 @@ async def test_tokens_shows_the_ledgers_numbers(rt: Runtime, playground: OpenPla
     async with rt.db.reader() as s:
         tomas = await person_by_email(s, TOMAS)
         assert tomas is not None
-        bal = await ledger.balance(rt, s, tomas)
+    bal = await ledger.balance(rt, tomas)
     spent = await raw_month_spend(rt, TOMAS)
     assert bal.spent == spent > 0
 

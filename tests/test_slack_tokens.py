@@ -31,7 +31,9 @@ async def test_balance_card_matches_the_ledger_and_raw_rows(slack_bot) -> None: 
     blocks = body["blocks"]
     assert_valid_block_kit(blocks)
     async with slack_bot.rt.db.reader() as s:
-        bal = await ledger.balance(slack_bot.rt, s, await person_by_email(s, TOMAS))
+        person = await person_by_email(s, TOMAS)
+    assert person is not None
+    bal = await ledger.balance(slack_bot.rt, person)
     independent = await raw_month_spend(slack_bot.rt, TOMAS)
     assert bal.spent == independent > 0
     assert field_value(blocks, "Spent this month") == fmt_usd(independent)

@@ -48,7 +48,9 @@ async def test_balance_card_matches_the_ledger_and_raw_rows(teams: TeamsHarness)
     assert posted.reply_to is not None  # answered in the same chat, in the turn
     card = posted.card
     async with h.rt.db.reader() as s:
-        bal = await ledger.balance(h.rt, s, await person_by_email(s, TOMAS))
+        person = await person_by_email(s, TOMAS)
+    assert person is not None
+    bal = await ledger.balance(h.rt, person)
     independent = await raw_month_spend(h.rt, TOMAS)
     assert bal.spent == independent > 0
     assert fact(card, "Spent this month") == fmt_usd(independent)

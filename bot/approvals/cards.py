@@ -31,6 +31,7 @@ STATUS_LINES = {
     "cancelled": "↩ **Cancelled** by the requester · {when}",
     "closed": "🚫 **Closed**: {who} is no longer in the directory · {when}",
     "escalated": "➡ **Escalated** to {who} · {when}",
+    "reassigned": "➡ **Re-routed** to {who} · {when}",
     "forwarded": "✅ **Approved** by {who} · {when} — now waiting for the second approval",
 }
 

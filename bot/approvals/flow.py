@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit, ledger
 from bot.approvals import cards, policy
 from bot.approvals.cards import RequesterFigures
 from bot.approvals.policy import RequestInvalid
+from bot.approvals.transition import Audit, pending_at, transition
 from bot.config.types import parse_duration
 from bot.directory import PersonView, person_by_id
 from bot.money import fmt_usd, to_micros
@@ -25,11 +26,10 @@ from bot.outbox import enqueue, enqueue_update
 from bot.reply import Header, Quote, Reply, Text, simple
 from bot.runtime import Runtime
 from bot.store.locks import xact_lock
-from bot.store.results import affected
 from bot.store.tables import OutboxMessage, Person, SandboxGrant, SandboxRequest
 from bot.timeutil import as_utc, month_at
 
-__all__ = ["RequestInvalid", "cancel", "create", "decide"]
+__all__ = ["RequestInvalid", "cancel", "create", "decide", "reroute"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def confirm_key(req_id: int) -> str:
 async def figures(
     rt: Runtime, s: AsyncSession, requester: PersonView, period: str
 ) -> RequesterFigures:
-    bal = await ledger.balance(rt, s, requester)
+    bal = await ledger.balance(rt, requester, within=s)  # sees this transaction's grant
     pool = to_micros(rt.config.sandbox.pool_usd)
     return RequesterFigures(
         spent=bal.spent,
@@ -293,6 +293,7 @@ async def decide(
         stages: list[int] = list(req.stages)
         more = approve and stage < len(stages)
         values: dict[str, object]
+        audit_as = None  # approving: the grant's own entry (below) needs the grant's id
         if more:
             values = dict(
                 stage=stage + 1,
@@ -301,6 +302,7 @@ async def decide(
                 reminded_at=None,
                 escalated_at=None,
             )
+            audit_as = Audit("sandbox.stage_approved", platform, actor.id, {"stage": stage})
         else:
             values = dict(
                 status="approved" if approve else "denied",
@@ -308,18 +310,22 @@ async def decide(
                 decided_by_id=actor.id,
                 deny_reason=None if approve else reason,
             )
-        won = await s.execute(
-            update(SandboxRequest)
-            .where(
-                SandboxRequest.id == req.id,
+            if not approve:
+                audit_as = Audit("sandbox.denied", platform, actor.id, {"reason": reason})
+        won = await transition(
+            s,
+            rt,
+            SandboxRequest,
+            req.id,
+            when=(
                 SandboxRequest.status == "pending",
                 SandboxRequest.stage == stage,
                 SandboxRequest.current_approver_id == actor.id,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            ),
+            to=values,
+            audit_as=audit_as,
         )
-        if affected(won) != 1:
+        if not won:
             # Lost a race to another click or replica: show the card as it now stands.
             return Outcome(
                 simple(f"Request #{req.id} was already handled."),
@@ -343,15 +349,6 @@ async def decide(
                 original_key=confirm_key(req.id),
                 key=f"{confirm_key(req.id)}:stage{stage + 1}",
                 reply=cards.confirmation(req, nxt),
-            )
-            await audit.record(
-                s,
-                at=now,
-                action="sandbox.stage_approved",
-                actor=platform,
-                actor_id=actor.id,
-                subject=subject,
-                detail={"stage": stage},
             )
             fig = await figures(rt, s, requester, req.period)
             card = cards.decided_card(
@@ -415,15 +412,6 @@ async def decide(
                     Quote(text=reason or "", author="Reason"),
                 ],
             )
-            await audit.record(
-                s,
-                at=now,
-                action="sandbox.denied",
-                actor=platform,
-                actor_id=actor.id,
-                subject=subject,
-                detail={"reason": reason},
-            )
         await update_cards(s, rt, req, requester, status=status, who=actor.name, reason=reason)
         await enqueue_update(
             s,
@@ -465,13 +453,16 @@ async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = 
                     subject=f"sandbox_request:{req.id}",
                 )
             return Outcome(simple("Only the person who asked can cancel a request."), ok=False)
-        won = await s.execute(
-            update(SandboxRequest)
-            .where(SandboxRequest.id == req.id, SandboxRequest.status == "pending")
-            .values(status="cancelled", decided_at=now, decided_by_id=actor.id)
-            .execution_options(synchronize_session=False)
+        cancelled = await transition(
+            s,
+            rt,
+            SandboxRequest,
+            req.id,
+            when=(SandboxRequest.status == "pending",),
+            to=dict(status="cancelled", decided_at=now, decided_by_id=actor.id),
+            audit_as=Audit("sandbox.cancelled", platform, actor.id),
         )
-        if affected(won) != 1:
+        if not cancelled:
             return Outcome(simple(f"Request #{req.id} was already {req.status}."), ok=False)
         await s.refresh(req)
         await update_cards(s, rt, req, actor, status="cancelled", who=actor.name)
@@ -483,14 +474,6 @@ async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = 
             original_key=confirm_key(req.id),
             key=f"{confirm_key(req.id)}:cancelled",
             reply=reply,
-        )
-        await audit.record(
-            s,
-            at=now,
-            action="sandbox.cancelled",
-            actor=platform,
-            actor_id=actor.id,
-            subject=f"sandbox_request:{req.id}",
         )
     return Outcome(simple(f"Request #{req.id} is cancelled."), reply)
 
@@ -589,13 +572,16 @@ async def close_orphan(rt: Runtime, req_id: int) -> bool:
     use the grant, and it must not stall the timers or the pool."""
     now = rt.now()
     async with rt.db.session() as s:
-        won = await s.execute(
-            update(SandboxRequest)
-            .where(SandboxRequest.id == req_id, SandboxRequest.status == "pending")
-            .values(status="cancelled", decided_at=now)
-            .execution_options(synchronize_session=False)
+        closed = await transition(
+            s,
+            rt,
+            SandboxRequest,
+            req_id,
+            when=(SandboxRequest.status == "pending",),
+            to=dict(status="cancelled", decided_at=now),
+            audit_as=Audit("sandbox.closed_requester_left", "scheduler"),
         )
-        if affected(won) != 1:
+        if not closed:
             return False
         req = await s.get(SandboxRequest, req_id)
         person = await s.get(Person, req.person_id) if req else None
@@ -604,11 +590,59 @@ async def close_orphan(rt: Runtime, req_id: int) -> bool:
         await s.refresh(req)
         gone = PersonView.of(person)
         await update_cards(s, rt, req, gone, status="closed", who=gone.name)
-        await audit.record(
+    return True
+
+
+async def reroute(
+    rt: Runtime,
+    req: SandboxRequest,
+    to: int,
+    *,
+    status: str,
+    note: str,
+    actor: str = "scheduler",
+    actor_id: int | None = None,
+    escalation: bool = False,
+) -> bool:
+    """Hand the pending stage of ``req`` (as last read) from its approver to person ``to``.
+
+    One call, for escalation after a silence and for an approver who leaves: a
+    conditional transition (still pending at that stage with that approver; an
+    escalation happens once), the old approver's card updated in place (``status``:
+    "escalated", "reassigned" …, by whom it went to), a card to the new approver with
+    ``note`` (``{previous}`` is replaced by the old approver's name), the requester's
+    confirmation updated, audited as ``sandbox.<status>`` from/to. False if it lost.
+    """
+    now = rt.now()
+    old = req.current_approver_id
+    values: dict[str, object] = dict(current_approver_id=to, stage_started_at=now,
+                                     reminded_at=None)
+    when = list(pending_at(req))
+    if escalation:
+        values["escalated_at"] = now
+        when.append(SandboxRequest.escalated_at.is_(None))
+    async with rt.db.session() as s:
+        moved = await transition(
+            s, rt, SandboxRequest, req.id, when=when, to=values,
+            audit_as=Audit(f"sandbox.{status}", actor, actor_id, {"from": old, "to": to}),
+        )
+        if not moved:
+            return False
+        fresh = await s.get(SandboxRequest, req.id)
+        assert fresh is not None
+        await s.refresh(fresh)
+        requester = await person_by_id(s, req.person_id)
+        new = await person_by_id(s, to)
+        previous = await person_by_id(s, old or 0)
+        assert requester is not None and new is not None
+        await update_cards(s, rt, fresh, requester, status=status, who=new.name, only=old)
+        who = previous.name if previous else "the approver"
+        await send_card(s, rt, fresh, requester, new, note.format(previous=who))
+        await enqueue_update(
             s,
-            at=now,
-            action="sandbox.closed_requester_left",
-            actor="scheduler",
-            subject=f"sandbox_request:{req.id}",
+            rt,
+            original_key=confirm_key(req.id),
+            key=f"{confirm_key(req.id)}:{status}:{to}",
+            reply=cards.confirmation(fresh, new),
         )
     return True

@@ -247,7 +247,7 @@ def balance(
                 if person is None:
                     err_console.print(f"[bold red]No person[/] {email!r} in the directory")
                     return 1
-                bal = await ledger.balance(rt, s, person, at)
+                bal = await ledger.balance(rt, person, at, within=s)
             if as_json:
                 console.print_json(json.dumps(bal.to_json()))
             else:

@@ -19,8 +19,10 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, case, distinct, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.directory import resolve_cap
-from bot.ledger import forecast, grants_by_person, sandbox_allowance
+from bot import ledger
+from bot.directory import PersonView, person_columns, resolve_cap
+from bot.ledger import forecast
+from bot.ledger.month import Shares
 from bot.money import pct, to_micros
 from bot.runtime import Runtime
 from bot.store.tables import (
@@ -43,7 +45,7 @@ ANALYTICS_WORK_MEM = "32MB"
 
 
 @dataclass(frozen=True)
-class TeamMonth:
+class TeamMonth(Shares):
     team_id: int
     month: Month
     spent: int
@@ -51,14 +53,6 @@ class TeamMonth:
     active_people: int
     agentic: int
     low_value: int
-
-    @property
-    def agentic_share(self) -> int:
-        return pct(self.agentic, self.spent)
-
-    @property
-    def low_value_share(self) -> int:
-        return pct(self.low_value, self.spent)
 
 
 @dataclass
@@ -143,13 +137,8 @@ async def _core(s: AsyncSession, statement: Any) -> Any:
     return await (await s.connection()).execute(statement)
 
 
-@dataclass(frozen=True)
-class _Member:
-    id: int
-    name: str
-    team_id: int
-    cap: int | None  # the person's own override
-    active: bool
+# A member of a team: (the person, still active).
+_Member = tuple[PersonView, bool]
 
 
 async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
@@ -164,26 +153,19 @@ async def _teams(s: AsyncSession, team_ids: list[int]) -> dict[int, Any]:
 
 
 async def _members(s: AsyncSession, team_ids: list[int]) -> list[_Member]:
-    rows = await _core(
-        s,
-        select(Person.id, Person.name, Person.team_id, Person.cap_micros, Person.active).where(
-            Person.team_id.in_(team_ids)
-        ),
-    )
-    return [
-        _Member(pid, name, tid, cap, active)
-        for pid, name, tid, cap, active in rows
-        if tid is not None
-    ]
+    rows = await _core(s, select(*person_columns(), Person.active).where(
+        Person.team_id.in_(team_ids)))
+    return [(PersonView.from_row(row[:-1]), bool(row[-1])) for row in rows
+            if row.team_id is not None]
 
 
 def _budgets(rt: Runtime, teams: dict[int, Any], members: list[_Member]) -> dict[int, int]:
     """Explicit team budget, else the sum of active members' monthly caps."""
     default = to_micros(rt.config.policy.default_cap_usd)
     caps: dict[int, int] = defaultdict(int)
-    for m in members:
-        if m.active and m.team_id in teams:
-            caps[m.team_id] += resolve_cap(m.cap, teams[m.team_id].cap_micros, default)
+    for p, active in members:
+        if active and p.team_id in teams:
+            caps[p.team_id] += resolve_cap(p.cap_micros, teams[p.team_id].cap_micros, default)
     return {
         tid: (t.budget_micros if t.budget_micros is not None else caps.get(tid, 0))
         for tid, t in teams.items()
@@ -289,36 +271,16 @@ async def compute(
     for team_id, w, category, cost in rows:
         series[team_id].setdefault(category, [0] * n_weeks)[int(w)] += int(cost or 0)
 
-    # 2. Month to date (as of now): by team, and for managers' lines by person (spend and
-    # agentic spend) from the same scan. Then the last seven days, for the forecast.
-    mtd: dict[int, int] = defaultdict(int)
-    by_person: dict[int, tuple[int, int]] = {}
-    agentic_cost = func.sum(
-        case((UsageDaily.category.in_(cfg.categories.agentic), UsageDaily.cost_micros), else_=0)
-    )
-    grouping = (UsageDaily.team_id, UsageDaily.person_id) if with_members else (UsageDaily.team_id,)
-    rows = await _core(
-        s,
-        select(*grouping, func.sum(UsageDaily.cost_micros), agentic_cost)
-        .where(in_teams, UsageDaily.day >= month.first, UsageDaily.day <= today)
-        .group_by(*grouping),
-    )
-    for row in rows:
-        cost = int(row[-2] or 0)
-        mtd[row[0]] += cost
-        if with_members and row[1]:
-            spent, agentic_part = by_person.get(row[1], (0, 0))
-            by_person[row[1]] = (spent + cost, agentic_part + int(row[-1] or 0))
-    # The pace window is the seven complete days before today (today is still running).
-    last7: dict[int, int] = defaultdict(int)
-    rows = await _core(
-        s,
-        select(UsageDaily.team_id, func.sum(UsageDaily.cost_micros))
-        .where(in_teams, UsageDaily.day >= today - timedelta(days=7), UsageDaily.day < today)
-        .group_by(UsageDaily.team_id),
-    )
-    for team_id, cost in rows:
-        last7[team_id] += int(cost or 0)
+    # 2. Month to date (as of now) and the last seven days (the forecast's pace: today is
+    # still running) by team, from the ledger's one scan of the month, which also gives
+    # the members' months for managers' lines.
+    members = await _members(s, team_ids)
+    usage = await ledger.month_usage(
+        rt, now, teams=team_ids, within=s,
+        people=[p.id for p, active in members if active] if with_members else [])
+    teams_usage = usage.teams or {}
+    mtd = {tid: teams_usage[tid].spent for tid in team_ids if tid in teams_usage}
+    last7 = {tid: teams_usage[tid].window for tid in team_ids if tid in teams_usage}
 
     # 3. People with usage per chart week (the small-team privacy rule looks at every week):
     # per person, a bit mask of the weeks they had usage in, counted here. One small group
@@ -382,9 +344,8 @@ async def compute(
 
     # 5. Sandbox experiments and outcomes, tips.
     teams = await _teams(s, team_ids)
-    members = await _members(s, team_ids)
-    names = {m.id: m.name for m in members}
-    team_of = {m.id: m.team_id for m in members}
+    names = {p.id: p.name for p, _active in members}
+    team_of = {p.id: p.team_id for p, _active in members}
     experiments: dict[int, list[Experiment]] = defaultdict(list)
     outcomes: dict[int, list[tuple[str, str]]] = defaultdict(list)
     week_from = start_of_day(week_start, rt.tz)
@@ -487,7 +448,7 @@ async def compute(
             tips_finished=tips[tid].get("completed", 0),
         )
     if with_members:
-        await _member_lines(rt, s, out, members, by_person, teams, month)
+        await _member_lines(rt, s, out, members, usage)
     return out
 
 
@@ -496,11 +457,10 @@ async def _member_lines(
     s: AsyncSession,
     digests: dict[int, TeamDigest],
     members: list[_Member],
-    by_person: dict[int, tuple[int, int]],  # person -> (spend, agentic spend) this month
-    teams: dict[int, Any],
-    month: Month,
+    usage: ledger.MonthUsage,
 ) -> None:
-    """Per-person month-to-date lines (manager and admin digests only)."""
+    """Per-person month-to-date lines (manager and admin digests only): each member's
+    month as their own `/tokens` shows it."""
     open_requests = dict(
         (
             await s.execute(
@@ -510,19 +470,13 @@ async def _member_lines(
             )
         ).all()
     )
-    grants = await grants_by_person(s, month, rt.now(), rt.tz)
-    default = to_micros(rt.config.policy.default_cap_usd)
-    for m in members:
-        digest = digests.get(m.team_id)
-        if digest is None or not m.active:
-            continue
-        base = resolve_cap(m.cap, teams[m.team_id].cap_micros, default)
-        limit = base
-        if m.id in grants:
-            limit += await sandbox_allowance(s, m.id, base, grants[m.id], month, rt.tz)
-        spent, agentic = by_person.get(m.id, (0, 0))
-        digest.members.append(
-            PersonLine(m.id, m.name, spent, limit, agentic, int(open_requests.get(m.id, 0)))
+    shown = [p for p, active in members if active and p.team_id in digests]
+    months = await ledger.balances(rt, shown, usage=usage, within=s)
+    for p in shown:
+        bal = months[p.id]
+        digests[p.team_id or 0].members.append(
+            PersonLine(p.id, p.name, bal.spent, bal.limit, bal.agentic,
+                       int(open_requests.get(p.id, 0)))
         )
     for digest in digests.values():
-        digest.members.sort(key=lambda p: -p.spent)
+        digest.members.sort(key=lambda line: (-line.spent, line.person_id))

@@ -8,7 +8,7 @@ from datetime import date
 from bot.config.models import Tutorial
 from bot.money import fmt_usd
 from bot.reply import Actions, Block, Button, Context, Header, Reply, Text
-from bot.tips import CATEGORY_WORDS
+from bot.tips import CATEGORY_WORDS, open_button
 
 TIP_TEMPLATES = [
     "Hi {first}! Over the last four weeks, {low}% of your AI spend ({spend}) went to {words}. "
@@ -61,13 +61,7 @@ def tip(
     blocks.append(
         Actions(
             buttons=[
-                Button(
-                    label="Open tutorial",
-                    action="tips.open",
-                    value=f"{tutorial.id}|{nudge_id}",
-                    url=tutorial.url,
-                    style="primary",
-                ),
+                open_button(tutorial, value=f"{tutorial.id}|{nudge_id}"),
                 Button(label="Not now", action="tips.not_now", value=f"{tutorial.id}|{nudge_id}"),
                 Button(label="Stop these tips", action="tips.stop", value=str(nudge_id)),
             ]
@@ -122,11 +116,7 @@ def alert(
             )
         )
         if tutorial:
-            buttons.append(
-                Button(
-                    label="Open tutorial", action="tips.open", value=tutorial.id, url=tutorial.url
-                )
-            )
+            buttons.append(open_button(tutorial, style="default"))
     if sandbox and (threshold >= 80 or basis == "forecast"):
         blocks.append(
             Text(

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.models import NudgesConfig
+from bot.directory import PersonView
 from bot.outbox import enqueue
 from bot.reply import Reply
 from bot.runtime import Runtime
@@ -35,7 +36,8 @@ def next_working_moment(at: datetime, tz: str, cfg: NudgesConfig) -> datetime:
 
 
 async def enqueue_in_working_hours(
-    s: AsyncSession, rt: Runtime, person: Person, *, kind: str, reply: Reply, key: str
+    s: AsyncSession, rt: Runtime, person: Person | PersonView, *, kind: str, reply: Reply,
+    key: str,
 ) -> None:
     """Queue a personal message to go out at the next working moment in their zone."""
     when = next_working_moment(rt.now(), person.timezone or rt.tz, rt.config.nudges)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
@@ -57,8 +58,20 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
 
-    async def actor_for(user_id: str, channel_id: str | None = None) -> Actor | None:
-        """The asking person; None when the store is unreachable (say so, don't fail)."""
+    async def actor_for(
+        user_id: str, channel_id: str | None = None, *, lazy: bool = False
+    ) -> Actor | None:
+        """The asking person; None when the store is unreachable (say so, don't fail).
+        ``lazy``: looked up by the router when needed (the balance card finds the person
+        in its own statement: one round trip for the commonest command)."""
+        if lazy:
+            return Actor(
+                person=None,
+                platform="slack",
+                platform_user_id=user_id,
+                in_channel=bool(channel_id) and not str(channel_id).startswith("D"),
+                lookup=partial(resolve, rt, client, user_id),
+            )
         try:
             person = await resolve(rt, client, user_id)
         except UNAVAILABLE as exc:
@@ -89,7 +102,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
 
     @bolt.command(re.compile(r"^/.+"))
     async def on_command(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        actor = await actor_for(body["user_id"], body.get("channel_id"))
+        actor = await actor_for(body["user_id"], body.get("channel_id"), lazy=True)
         if actor is None:
             await ack(response_type="ephemeral", **render.message(UNAVAILABLE_REPLY))
             return

@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 
-from bot.directory import PersonView
+from bot.directory import PersonView, person_by_slack_id
 from bot.runtime import Runtime
 from bot.store.tables import Person
 
@@ -19,12 +19,9 @@ UNKNOWN_TTL = 300.0
 
 
 async def resolve(rt: Runtime, client: AsyncWebClient, user_id: str) -> PersonView | None:
-    async with rt.db.reader() as s:
-        person = await s.scalar(
-            select(Person).where(Person.slack_user_id == user_id, Person.active)
-        )
-    if person is not None:
-        return PersonView.of(person)
+    found = await person_by_slack_id(rt, user_id)  # one read on the driver: every request
+    if found is not None:
+        return found
     if time.monotonic() - _UNKNOWN.get(user_id, -UNKNOWN_TTL) < UNKNOWN_TTL:
         return None
     try:

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.store.reads import DriverReads
+
 
 def insert_for(dialect: str, table: Any) -> Any:
     """``INSERT`` for ``table`` in the dialect's flavour, which has ``on_conflict_do_*``."""
@@ -97,6 +99,8 @@ class Database:
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The hot path's reads: raw driver connections of their own (bot.store.reads).
+        self.reads = DriverReads(url, self.engine.dialect, pool_size)
         self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
@@ -144,6 +148,7 @@ class Database:
             )
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.engine.dispose()
         if self._read_engine is not self.engine:
             await self._read_engine.dispose()
