@@ -203,6 +203,12 @@ class PricingConfig(Section):
         description="Expensive model (or prefix*) -> the cheaper model of the same vendor "
         "that routine work could use; used for routing-savings estimates.",
     )
+    implausible_cost_factor: int = Field(
+        100,
+        ge=2,
+        description="A record whose given cost is more than this many times the price "
+        "table's is kept but reported (ingest summary, admins).",
+    )
 
 
 class RuleMatch(Section):

@@ -59,9 +59,19 @@ def _work(path: str, setup: PrepareSetup, batch_size: int, now: datetime, max_er
     try:
         preparer = Preparer(setup)
         raws: list[Any] = []
+        lines: list[int] = []
         batch = PreparedBatch({}, IngestStats())
         reported = 0
-        for _line, item in parse_path(Path(path)):
+
+        def prepared() -> PreparedBatch:
+            nonlocal reported
+            batch.rows = preparer.prepare(raws, batch.stats, now)
+            for note in batch.stats.name_notes(lines)[: max(max_errors - reported, 0)]:
+                batch.errors.append(RowError(note.line or 0, note.message))
+                reported += 1
+            return batch
+
+        for line, item in parse_path(Path(path)):
             if isinstance(item, RowError):
                 batch.stats.rejected += 1
                 if reported < max_errors:
@@ -69,12 +79,11 @@ def _work(path: str, setup: PrepareSetup, batch_size: int, now: datetime, max_er
                     reported += 1
                 continue
             raws.append(item)
+            lines.append(line)
             if len(raws) >= batch_size:
-                batch.rows = preparer.prepare(raws, batch.stats, now)
-                out.put(batch)
-                raws, batch = [], PreparedBatch({}, IngestStats())
-        batch.rows = preparer.prepare(raws, batch.stats, now)
-        out.put(batch)
+                out.put(prepared())
+                raws, lines, batch = [], [], PreparedBatch({}, IngestStats())
+        out.put(prepared())
         out.put(None)
     except BaseException as exc:  # every failure is handed to the parent
         out.put(_Failed(exc))

@@ -36,6 +36,7 @@ from bot.runtime import Runtime
 from bot.store.database import insert_for
 from bot.store.tables import Identity, Person, ProviderCost, UsageRecord
 from bot.timeutil import as_utc
+from bot.usage.plausible import tell_admins
 from bot.usage.record import RawUsage
 from bot.usage.state import checkpoint_of, record_error, record_success
 from bot.usage.writer import IngestStats, UsageWriter
@@ -242,6 +243,9 @@ async def _pull(rt: Runtime, name: str, connector: Connector, since: datetime | 
             progress(done, len(windows))
 
     result.notes += [connector.skipped_note(reason, n) for reason, n in sorted(skipped.items())]
+    result.notes += [f"{n.where}: {n.message}" + (" (refused)" if n.refused else "")
+                     for n in result.stats.notes[:20]]
+    await tell_admins(rt, name, result.stats.notes, result.stats.implausible)
     if connector.reconciles:
         note = await _reconcile(rt, name, start, end)
         if note:
