@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -329,6 +330,24 @@ class RetentionConfig(Section):
     raw_usage_days: int = Field(400, ge=35)
     processed_events_days: int = Field(7, ge=1)
     sent_outbox_days: int = Field(90, ge=1)
+
+
+class SlackConfig(Section):
+    allowed_team_ids: list[str] = Field(
+        [],
+        description="Slack workspace (T...) or Enterprise Grid organization (E...) ids whose "
+        "members may be matched to people by email; empty: only the bot's own workspace.",
+    )
+
+    @field_validator("allowed_team_ids")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for ident in value:
+            if not re.fullmatch(r"[TE][A-Z0-9]{2,20}", ident):
+                raise ValueError(
+                    f"{ident!r} is not a Slack workspace id (T...) or organization id (E...)"
+                )
+        return value
 
 
 class ServerConfig(Section):
