@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from bot import logs, metrics
 from bot.outbox import OutboxSender, refresh_gauges
@@ -35,6 +36,66 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+
+
+def _host_of(header: str | None) -> str | None:
+    """The host name in a Host header ('127.0.0.1:3978', '[::1]:3978', 'localhost')."""
+    if not header:
+        return None
+    try:
+        host = URL.build(scheme="http", authority=header).host
+    except (ValueError, TypeError):
+        return None
+    return host.strip("[]") if host else None
+
+
+def local_refusal(request: web.Request) -> str | None:
+    """Why a request may not reach an unauthenticated local-only endpoint (the playground,
+    Teams emulator mode), or None (else a phrase: "the playground " + it): the peer must
+    be loopback, no proxy may have forwarded
+    it (a reverse proxy on this host connects from loopback too), and the Host header must
+    name loopback (so a DNS-rebinding page in a browser cannot reach it)."""
+    if not is_loopback(request.remote or ""):
+        return "only answers this computer"
+    if any(h in request.headers for h in FORWARDING):
+        return "does not answer through a proxy"
+    host = _host_of(request.host)
+    if not host or not is_loopback(host):
+        return "only answers http://127.0.0.1 or http://localhost (the Host header)"
+    return None
+
+
+def is_loopback_url(url: str) -> bool:
+    """An http(s) URL whose host is loopback (by address or 'localhost')."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return False
+    return parsed.scheme in ("http", "https") and is_loopback((parsed.host or "").strip("[]"))
+
+
+class BodyTooLarge(web.HTTPRequestEntityTooLarge):
+    def __init__(self, limit: int, actual: int | None = None):
+        super().__init__(max_size=limit, actual_size=actual or limit + 1,
+                         text=f"request body over {limit:,} bytes")
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refused (413) past ``limit`` bytes before more is read: from the
+    Content-Length header when there is one, else as the chunks arrive."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit, request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit, size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @web.middleware
@@ -152,7 +213,9 @@ def build_app(
     rt: Runtime, *, playground: bool = False, background: bool = True, chat: bool = True
 ) -> web.Application:
     max_mb = rt.config.sources.webhook.max_body_mb
+    # The webhook's limit; /slack/events and /api/messages read theirs (read_limited).
     app = web.Application(middlewares=[observe], client_max_size=max_mb * 1024 * 1024)
+    logs.quiet_bad_requests()
     app[RUNTIME] = rt
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)

@@ -92,7 +92,7 @@ async def test_ndjson_webhook_names_lines_of_bad_text(make_runtime) -> None:  # 
     assert (await totals(rt))[0] == 2
 
 
-async def test_cli_ingest_names_out_of_range_and_nul_rows_without_a_traceback(rt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_cli_ingest_names_out_of_range_and_nul_rows_no_traceback(rt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "usage.jsonl"
     rows = [good(1), {**good(2), "occurred_at": OUT_OF_RANGE[0]}, good(3),
             {**good(4), "occurred_at": OUT_OF_RANGE[1]}, {**good(5), "model": "m\u0000"},
@@ -116,7 +116,7 @@ async def test_cli_ingest_names_out_of_range_and_nul_rows_without_a_traceback(rt
     assert (await totals(rt))[0] == 3 + 1
 
 
-async def test_a_large_file_through_the_worker_names_bad_text_by_line(rt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_large_file_through_the_worker_names_bad_text(rt, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from bot.usage import file_worker
     from bot.usage import ingest as ingest_module
 

@@ -372,6 +372,7 @@ class AppConfig(Section):
     digests: DigestsConfig = DigestsConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     retention: RetentionConfig = RetentionConfig()
+    slack: SlackConfig = SlackConfig()
     server: ServerConfig = ServerConfig()
 
     # Filled by the loader, not from YAML: where the file lives, for relative paths.

@@ -43,11 +43,12 @@ async def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 
 
 @asynccontextmanager
 async def serve_process(
-    env: dict[str, str], *args: str
+    env: dict[str, str], *args: str, log_level: str = "INFO"
 ) -> AsyncIterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--log-format", "text", "serve", "--port", str(port), *args],
+        [sys.executable, "-m", "bot", "--log-format", "text", "--log-level", log_level,
+         "serve", "--port", str(port), *args],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
