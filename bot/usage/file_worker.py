@@ -6,14 +6,17 @@ ingest_parsed has them take turns. A worker process has its own interpreter: it 
 parses, attributes, prices and classifies the next batch on the other core while this
 process writes the current one. Batches come back in file order through a bounded queue
 (memory stays flat), each with its own counts and bad rows; an error in the worker (an
-unreadable file, say) is raised here as itself.
+unreadable file, say) is raised here as itself. The worker ends when this process ends,
+however it ends (a watch on the parent's pipe), so a killed ingest leaves no process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue as queues
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,9 +56,26 @@ def worthwhile(path: Path, is_sqlite: bool) -> bool:
     return is_sqlite and (os.cpu_count() or 1) > 1 and size >= MIN_BYTES
 
 
+def _exit_with_parent() -> None:
+    """End this worker as soon as its parent is gone (kill -9, a crash), whatever it is
+    doing: blocked on a full queue, it would otherwise wait forever. The parent holds one
+    end of a pipe (multiprocessing's parent sentinel); the other end reads EOF when the
+    kernel closes it with the parent."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tokencoach-parent-watch", daemon=True).start()
+
+
 def _work(path: str, setup: PrepareSetup, batch_size: int, now: datetime, max_errors: int,
           out: Any) -> None:
     """The worker's whole life: every batch of the file, then None (or what went wrong)."""
+    _exit_with_parent()
     try:
         preparer = Preparer(setup)
         raws: list[Any] = []
