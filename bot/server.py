@@ -170,26 +170,44 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 class Background:
-    """The scheduler tick and the outbox sender, started and stopped with the app."""
+    """The scheduler tick and the outbox sender, started and stopped with the app.
+
+    Stopping is graceful: no new tick starts, the running tick ends after its current job,
+    the sender after its current round; only what is still running after GRACE_SECONDS
+    is cancelled. A task cancelled in the middle of a database call is how a shutdown
+    right after start once logged a rolled-back connection as an error (issue #22).
+    """
+
+    GRACE_SECONDS = 8.0
 
     def __init__(self, rt: Runtime):
         self.rt = rt
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.sender = OutboxSender(rt)
         self._tasks: list[asyncio.Task[None]] = []
+        self._tick: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def tick(self) -> None:
         try:
-            await run_due(self.rt)
+            await run_due(self.rt, stopping=lambda: self._stopping)
         except Exception:
             log.exception("scheduler tick failed")
+
+    async def _due(self) -> None:
+        """The scheduler's job: start a tick unless one runs (the scheduler cancels its
+        own jobs when it shuts down; a tick is ours to wait for)."""
+        if self._stopping or (self._tick is not None and not self._tick.done()):
+            return
+        self._tick = asyncio.create_task(self.tick())
+        self._tasks = [t for t in self._tasks if not t.done()] + [self._tick]
 
     async def start(self) -> None:
         seconds = self.rt.config.schedules.tick_seconds
         # One tick job: each run claims whatever is due, so missed periods are caught up
         # on start and replicas never double up (the claim rows decide).
         self.scheduler.add_job(
-            self.tick,
+            self._due,
             "interval",
             seconds=seconds,
             id="tick",
@@ -199,13 +217,17 @@ class Background:
         )
         self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.sender.run()))
-        self._tasks.append(asyncio.create_task(self.tick()))  # catch up right away
+        await self._due()  # catch up right away
 
     async def stop(self) -> None:
+        self._stopping = True
         self.scheduler.shutdown(wait=False)
         self.sender.stop()
-        for task in self._tasks:
-            task.cancel()
+        running = [t for t in self._tasks if not t.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.GRACE_SECONDS)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,11 +120,16 @@ async def run_job(rt: Runtime, name: str, at: datetime | None = None) -> list[Ru
     return outcomes
 
 
-async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
-    """Run every job whose current period is not done yet: ticks and catch-up alike."""
+async def run_due(rt: Runtime, at: datetime | None = None, *,
+                  stopping: Callable[[], bool] = lambda: False) -> list[RunOutcome]:
+    """Run every job whose current period is not done yet: ticks and catch-up alike.
+    ``stopping``: the process is shutting down; start no further job (the rest are due
+    again at the next start, or on another replica)."""
     rt = rt.frozen_at(at) if at else rt
     outcomes: list[RunOutcome] = []
     for spec in all_jobs().values():
+        if stopping():
+            break
         try:
             occurrences = await spec.due(rt, rt.now())
         except Exception as exc:
@@ -131,6 +137,6 @@ async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
             continue
         done = await claims.settled(rt.db, spec.name, [o.period for o in occurrences])
         for occ in occurrences:
-            if occ.period not in done:
+            if occ.period not in done and not stopping():
                 outcomes.append(await run_occurrence(rt, spec, occ))
     return outcomes
