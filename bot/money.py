@@ -56,8 +56,9 @@ class Percent(int):
         return str(self) if not spec else int(self).__format__(spec)
 
 
-def pct(part: int, whole: int) -> Percent:
-    """Whole percent, 0 when there is nothing to divide by (integer arithmetic)."""
+def pct(part: int, whole: int) -> int:
+    """Whole percent, 0 when there is nothing to divide by (integer arithmetic); a Percent,
+    so that it never prints as an absurd figure."""
     if whole <= 0:
         return Percent(0)
     return Percent((part * 100 + whole // 2) // whole)
