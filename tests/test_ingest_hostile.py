@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.config.env import Env
 from bot.reply import Reply
 from bot.server import build_app
-from bot.store.tables import OutboxMessage, Person, UsageDaily, UsageRecord
+from bot.store.tables import OutboxMessage, Person
 from bot.textrender import as_text
 from handlers import handle_command
 from handlers.context import Actor, Ctx
 from tests.helpers.cli import tokencoach
 from tests.helpers.server import serving
+from tests.helpers.usage import totals
 
 TOKEN = "s3cret-ingest-token"
 TOMAS = "tomas.novak@acme.example"
@@ -31,14 +32,6 @@ def good(i: int) -> dict[str, Any]:
     return {"occurred_at": f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:00:00Z", "user": TOMAS,
             "model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 7,
             "cost_usd": "0.001", "id": f"good-{i}"}
-
-
-async def totals(rt) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
-    async with rt.db.reader() as s:
-        n = await s.scalar(select(func.count()).select_from(UsageRecord))
-        raw = await s.scalar(select(func.coalesce(func.sum(UsageRecord.cost_micros), 0)))
-        daily = await s.scalar(select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)))
-    return int(n), int(raw), int(daily)
 
 
 async def webhook_runtime(make_runtime):  # type: ignore[no-untyped-def]
