@@ -52,6 +52,10 @@ def no_process_left_behind() -> Iterator[None]:
 
     before = set(ours(sys.executable))
     yield
+    # multiprocessing's resource tracker for this very process ends when it does.
+    from multiprocessing import resource_tracker
+
+    before.add(getattr(resource_tracker._resource_tracker, "_pid", None) or 0)
     deadline = time.monotonic() + 15  # a worker notices its parent's death within moments
     while True:
         left = [p for p in ours(sys.executable)
