@@ -319,13 +319,14 @@ def test_a_date_like_value_that_is_no_date_is_named_with_its_line(tmp_path) -> N
     config = tmp_path / "app.yaml"
     config.write_text("org:\n  name: 2026-13-45\npricing:\n  models:\n    - model: gpt-x\n"
                       "      effective_from: 2026-13-45\n      input: 1\n      output: 2\n")
+    url = f"sqlite:///{tmp_path}/tokencoach.db"  # never the repository's default file
     for args in (("check", "--offline"), ("digest", "--dry-run"), ("db", "current")):
-        result = tokencoach(*args, config=config)
+        result = tokencoach(*args, config=config, database_url=url)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
         assert f"{config}:6: pricing.models[0].effective_from: " in result.stderr, result.stderr
     config.write_text("org:\n  name: 2026-13-45\n")  # a name may look like anything
-    result = tokencoach("check", "--offline", config=config)
+    result = tokencoach("check", "--offline", config=config, database_url=url)
     assert "config" in result.stdout and "Invalid configuration" not in result.stderr
     assert "Traceback" not in result.stderr
 
