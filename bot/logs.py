@@ -66,6 +66,28 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class BadRequestsQuietly(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header over 8 KiB, a broken request line)
+    as an error with a traceback and the offending bytes. That is the client's mistake:
+    one warning line naming the kind of problem, nothing of what was sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "unparseable HTTP request refused: %s", (type(exc).__name__,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_bad_requests() -> None:
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestsQuietly) for f in logger.filters):
+        logger.addFilter(BadRequestsQuietly())
+
+
 class TextFormatter(logging.Formatter):
     """For people: the message, then the structured fields as key=value."""
 
@@ -90,15 +112,21 @@ def setup_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Kept at WARNING whatever the level asked for: their debug lines carry request and
+    # response bodies, SQL parameters (people's words) or tokens; Bolt's own loggers are
+    # set the same way in bot/slack/app.py.
     for noisy in (
         "aiohttp.access",
+        "aiosqlite",
         "alembic",
         "apscheduler",
         "httpx",
         "slack_bolt",
         "slack_sdk",
         "botbuilder",
+        "msal",
         "msrest",
         "sqlalchemy.engine",
+        "urllib3",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -42,8 +42,23 @@ def fmt_usd(micros: int, *, cents: bool | None = None) -> str:
     return f"{sign}${dollars:,}"
 
 
+class Percent(int):
+    """A whole percentage that never reads as a nonsense figure: above ``SHOWN_MAX`` it
+    prints as ">999" (an absurd cost once made "33333335% used"), while comparing and
+    computing as the true number (thresholds, sorting, JSON)."""
+
+    SHOWN_MAX = 999
+
+    def __str__(self) -> str:
+        return f">{self.SHOWN_MAX}" if self > self.SHOWN_MAX else int.__repr__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else int(self).__format__(spec)
+
+
 def pct(part: int, whole: int) -> int:
-    """Whole percent, 0 when there is nothing to divide by (integer arithmetic)."""
+    """Whole percent, 0 when there is nothing to divide by (integer arithmetic); a Percent,
+    so that it never prints as an absurd figure."""
     if whole <= 0:
-        return 0
-    return (part * 100 + whole // 2) // whole
+        return Percent(0)
+    return Percent((part * 100 + whole // 2) // whole)

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.money import pct
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -56,9 +58,7 @@ class Progress(_Model):
 
     @property
     def percent(self) -> int:
-        if self.total <= 0:
-            return 0
-        return (self.value * 100 + self.total // 2) // self.total
+        return pct(self.value, self.total)
 
 
 class Button(_Model):

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from bot import logs, metrics
 from bot.enforcement.ops import VendorOpsSender
@@ -36,6 +37,66 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+
+
+def _host_of(header: str | None) -> str | None:
+    """The host name in a Host header ('127.0.0.1:3978', '[::1]:3978', 'localhost')."""
+    if not header:
+        return None
+    try:
+        host = URL.build(scheme="http", authority=header).host
+    except (ValueError, TypeError):
+        return None
+    return host.strip("[]") if host else None
+
+
+def local_refusal(request: web.Request) -> str | None:
+    """Why a request may not reach an unauthenticated local-only endpoint (the playground,
+    Teams emulator mode), or None (else a phrase: "the playground " + it): the peer must
+    be loopback, no proxy may have forwarded
+    it (a reverse proxy on this host connects from loopback too), and the Host header must
+    name loopback (so a DNS-rebinding page in a browser cannot reach it)."""
+    if not is_loopback(request.remote or ""):
+        return "only answers this computer"
+    if any(h in request.headers for h in FORWARDING):
+        return "does not answer through a proxy"
+    host = _host_of(request.host)
+    if not host or not is_loopback(host):
+        return "only answers http://127.0.0.1 or http://localhost (the Host header)"
+    return None
+
+
+def is_loopback_url(url: str) -> bool:
+    """An http(s) URL whose host is loopback (by address or 'localhost')."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return False
+    return parsed.scheme in ("http", "https") and is_loopback((parsed.host or "").strip("[]"))
+
+
+class BodyTooLarge(web.HTTPRequestEntityTooLarge):
+    def __init__(self, limit: int, actual: int | None = None):
+        super().__init__(max_size=limit, actual_size=actual or limit + 1,
+                         text=f"request body over {limit:,} bytes")
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refused (413) past ``limit`` bytes before more is read: from the
+    Content-Length header when there is one, else as the chunks arrive."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit, request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit, size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @web.middleware
@@ -110,8 +171,15 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 class Background:
-    """The scheduler tick and the outbox and vendor-ops senders, started and stopped
-    with the app."""
+    """The scheduler tick and the outbox and vendor-ops senders, started and stopped with the app.
+
+    Stopping is graceful: no new tick starts, the running tick ends after its current job,
+    the senders after their current round; only what is still running after GRACE_SECONDS
+    is cancelled. A task cancelled in the middle of a database call is how a shutdown
+    right after start once logged a rolled-back connection as an error (issue #22).
+    """
+
+    GRACE_SECONDS = 8.0
 
     def __init__(self, rt: Runtime):
         self.rt = rt
@@ -119,19 +187,29 @@ class Background:
         self.sender = OutboxSender(rt)
         self.vendor_ops = VendorOpsSender(rt)
         self._tasks: list[asyncio.Task[None]] = []
+        self._tick: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def tick(self) -> None:
         try:
-            await run_due(self.rt)
+            await run_due(self.rt, stopping=lambda: self._stopping)
         except Exception:
             log.exception("scheduler tick failed")
+
+    async def _due(self) -> None:
+        """The scheduler's job: start a tick unless one runs (the scheduler cancels its
+        own jobs when it shuts down; a tick is ours to wait for)."""
+        if self._stopping or (self._tick is not None and not self._tick.done()):
+            return
+        self._tick = asyncio.create_task(self.tick())
+        self._tasks = [t for t in self._tasks if not t.done()] + [self._tick]
 
     async def start(self) -> None:
         seconds = self.rt.config.schedules.tick_seconds
         # One tick job: each run claims whatever is due, so missed periods are caught up
         # on start and replicas never double up (the claim rows decide).
         self.scheduler.add_job(
-            self.tick,
+            self._due,
             "interval",
             seconds=seconds,
             id="tick",
@@ -142,14 +220,18 @@ class Background:
         self.scheduler.start()
         self._tasks.append(asyncio.create_task(self.sender.run()))
         self._tasks.append(asyncio.create_task(self.vendor_ops.run()))
-        self._tasks.append(asyncio.create_task(self.tick()))  # catch up right away
+        await self._due()  # catch up right away
 
     async def stop(self) -> None:
+        self._stopping = True
         self.scheduler.shutdown(wait=False)
         self.sender.stop()
         self.vendor_ops.stop()
-        for task in self._tasks:
-            task.cancel()
+        running = [t for t in self._tasks if not t.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.GRACE_SECONDS)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
@@ -157,7 +239,9 @@ def build_app(
     rt: Runtime, *, playground: bool = False, background: bool = True, chat: bool = True
 ) -> web.Application:
     max_mb = rt.config.sources.webhook.max_body_mb
+    # The webhook's limit; /slack/events and /api/messages read theirs (read_limited).
     app = web.Application(middlewares=[observe], client_max_size=max_mb * 1024 * 1024)
+    logs.quiet_bad_requests()
     app[RUNTIME] = rt
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)

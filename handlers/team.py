@@ -53,10 +53,13 @@ async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
         for m in (months[person.id] for person in members[:25])
     ]
     minimum = ctx.rt.config.digests.small_team_min
-    # In a handful of people, shares (and the head count) would point at colleagues.
+    # In a handful of people (the digests' k-anonymity rule), the total, the shares and
+    # the head count would point at colleagues: with two, each could subtract their own
+    # spend and know the other's. Managers and admins see individual figures anyway.
     small = figures.active_people < minimum and not (me.is_admin or people_lines)
+    spent = "not shown to members of small teams" if small else fmt_usd(figures.spent)
     items = [
-        Fact(label="Spent this month", value=fmt_usd(figures.spent)),
+        Fact(label="Spent this month", value=spent),
         Fact(label="Team budget", value=fmt_usd(figures.budget)),
         Fact(
             label="People with usage",
@@ -80,8 +83,8 @@ async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
     elif small:
         blocks.append(
             Text(
-                text=f"Fewer than {minimum} people used AI this month, so the mix "
-                "is not shown: it could point at individuals."
+                text=f"Fewer than {minimum} people used AI this month, so the team's "
+                "spend and mix are not shown: they could point at individuals."
             )
         )
     else:
@@ -91,7 +94,8 @@ async def show_team(ctx: Ctx, args: list[str]) -> Reply | Form:
                 "each person, their manager and admins."
             )
         )
-    return Reply(text=f"{team.name}: {fmt_usd(figures.spent)} this month", blocks=blocks)
+    summary = f"{figures.month.first:%B}" if small else f"{fmt_usd(figures.spent)} this month"
+    return Reply(text=f"{team.name}: {summary}", blocks=blocks)
 
 
 async def _members(s: AsyncSession, team_id: int) -> list[PersonView]:

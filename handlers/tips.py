@@ -20,6 +20,7 @@ from bot.reply import (
     simple,
 )
 from bot.store.tables import Nudge, OutboxMessage, Person, TipEvent
+from bot.store.types import row_id
 from bot.timeutil import local_day
 from handlers.context import Ctx
 from handlers.texts import usage_reply
@@ -29,7 +30,14 @@ async def _record(
     ctx: Ctx, event: str, tutorial_id: str | None, nudge_id: int | None = None
 ) -> None:
     now = ctx.rt.now()
+    # Button values come back from the client: keep only a tutorial of the catalog and a
+    # nudge sent to this person (a forged value records nothing it does not name).
+    if tutorial_id is not None and tips.tutorial(ctx.rt.config, tutorial_id) is None:
+        tutorial_id = None
     async with ctx.rt.db.session() as s:
+        if nudge_id is not None:
+            nudge_id = await s.scalar(
+                select(Nudge.id).where(Nudge.id == nudge_id, Nudge.person_id == ctx.person.id))
         s.add(
             TipEvent(
                 person_id=ctx.person.id,
@@ -82,7 +90,7 @@ async def _set_enabled(ctx: Ctx, enabled: bool) -> None:
 def _split(value: str) -> tuple[str | None, int | None]:
     """Button values are 'tutorial_id' or 'tutorial_id|nudge_id'."""
     tutorial_id, _, nudge = value.partition("|")
-    return (tutorial_id or None), (int(nudge) if nudge.isdigit() else None)
+    return (tutorial_id or None), row_id(nudge)
 
 
 async def tips_command(ctx: Ctx, args: list[str]) -> Reply | Form:

@@ -10,8 +10,10 @@ from sqlalchemy import delete
 from bot.runtime import Runtime
 from bot.scheduling.registry import JobSpec, Occurrence, cron_due, register
 from bot.store.results import affected
-from bot.store.tables import Chart, OutboxMessage, ProcessedEvent, UsageRecord
+from bot.store.tables import Chart, OutboxMessage, ProcessedEvent, SlackView, UsageRecord
 from bot.timeutil import local_day
+
+VIEWS_KEEP = timedelta(days=7)  # Slack modal state (bot/slack/views.py): long closed by then
 
 
 async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
@@ -48,11 +50,15 @@ async def run(rt: Runtime, occ: Occurrence) -> dict[str, Any]:
         charts = affected(
             await s.execute(delete(Chart).where(Chart.created_at < now - timedelta(days=90)))
         )
+        views = affected(
+            await s.execute(delete(SlackView).where(SlackView.created_at < now - VIEWS_KEEP))
+        )
     return {
         "usage_records": usage,
         "processed_events": events,
         "outbox": outbox,
         "charts": charts,
+        "slack_views": views,
         "horizon": horizon.isoformat(),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,6 +37,37 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     databases.migrate(databases.pg_url(pg_name))
     yield {"sqlite": str(sqlite_template), "postgresql": pg_name}
     asyncio.run(databases.pg_drop(pg_name))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """The suite must leave no process behind (a parse worker orphaned by a kill -9 once
+    did): at the end, any process of this session and venv started during the run and
+    still running is killed and reported."""
+    import signal
+    import sys
+    import time
+
+    from tests.helpers.processes import alive, command_line, ours
+
+    before = set(ours(sys.executable))
+    yield
+    # multiprocessing's resource tracker for this very process ends when it does.
+    from multiprocessing import resource_tracker
+
+    before.add(getattr(resource_tracker._resource_tracker, "_pid", None) or 0)
+    deadline = time.monotonic() + 15  # a worker notices its parent's death within moments
+    while True:
+        left = [p for p in ours(sys.executable)
+                if p not in before and p != os.getpid() and alive(p)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    described = [(p, command_line(p)[:160]) for p in left]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"the tests left processes behind (now killed): {described}"
 
 
 @pytest.fixture(params=BACKENDS)

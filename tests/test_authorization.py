@@ -135,3 +135,20 @@ async def test_a_small_teams_mix_is_hidden_from_its_members(surface: Surface) ->
     assert "fewer than 5" in said and "Agentic share" not in said
     said = await surface.command("sofia.alvarez@acme.example", "team")  # their manager
     assert "Agentic share" in said and "Hana Sato" in said
+
+
+async def test_a_small_teams_total_is_hidden_from_its_members(surface: Surface) -> None:
+    """Two active people: each could subtract their own spend from the total and know the
+    other's. Members see no total; their manager and admins keep theirs (issue #22)."""
+    from datetime import date
+
+    from tests.helpers.crafted import record, write
+
+    rt = surface.rt
+    await write(rt, [record(rt, "ben.carter@acme.example", date(2026, 11, 3), cost="50.25"),
+                     record(rt, "hana.sato@acme.example", date(2026, 11, 4), cost="71.50")])
+    said = await surface.command("ben.carter@acme.example", "team")
+    assert "$121.75" not in said and "$71.50" not in said and "fewer than 5" in said, said
+    assert "Team budget" in said
+    for who, text in (("sofia.alvarez@acme.example", "team"), (DANA, "team growth")):
+        assert "$121.75" in await surface.command(who, text)

@@ -15,13 +15,14 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.store.tables import OutboxMessage, SandboxGrant, UsageDaily, UsageRecord
+from bot.store.tables import OutboxMessage, SandboxGrant
 from bot.timeutil import utcnow
 from tests.helpers.approvals import buttons, card_in
 from tests.helpers.cli import REPO
 from tests.helpers.pgcluster import PrivateCluster
 from tests.helpers.processes import clean_env, serve_process
 from tests.helpers.slack import SECRET, TOKEN, SlackClient, block_texts
+from tests.helpers.usage import totals
 from tests.test_digests import MONDAY, crafted_month
 
 pytestmark = pytest.mark.slow
@@ -36,14 +37,6 @@ def spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "bot", "--log-format", "text", *args],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-
-
-async def totals(rt) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
-    async with rt.db.reader() as s:
-        n = await s.scalar(select(func.count()).select_from(UsageRecord))
-        raw = await s.scalar(select(func.coalesce(func.sum(UsageRecord.cost_micros), 0)))
-        daily = await s.scalar(select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)))
-    return int(n), int(raw), int(daily)
 
 
 async def test_kill_9_during_a_backfill_then_rerun_is_exact(rt, tmp_path) -> None:  # type: ignore[no-untyped-def]

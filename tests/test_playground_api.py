@@ -3,7 +3,6 @@ click results are applied (a form opened from a card updates that card in place)
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from bot.outbox import drain
 from bot.runtime import Runtime
 from bot.server import build_app
 from bot.store.tables import PlaygroundMessage, Team
-from tests.helpers.server import serving
+from tests.helpers.server import non_loopback_address, serving
 
 TOMAS = "tomas.novak@acme.example"
 PRIYA = "priya.raman@acme.example"
@@ -50,17 +49,6 @@ async def ids(rt: Runtime, *emails: str) -> list[int]:
     async with rt.db.reader() as s:
         people = [await person_by_email(s, e) for e in emails]
     return [p.id for p in people if p is not None]
-
-
-def non_loopback_address() -> str | None:
-    """This machine's address on its default route, if it has one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("192.0.2.254", 9))  # no packet is sent for a UDP connect
-            address = str(sock.getsockname()[0])
-        except OSError:
-            return None
-    return None if address.startswith("127.") else address
 
 
 async def test_page_is_served_with_a_strict_content_security_policy(client: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -79,3 +80,62 @@ def test_serve_process_answers_and_stops_gracefully(tmp_path: Path) -> None:
 async def _get_status(url: str) -> int:
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         return resp.status
+
+
+async def test_stopping_waits_for_a_running_job_instead_of_cancelling_it(
+        rt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM while the start-up catch-up holds a transaction: the job finishes, its claim
+    is recorded, nothing is logged as an error (a cancelled rollback once was)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, text
+
+    import jobs  # noqa: F401  (the real jobs register first; the test replaces them)
+    from bot.scheduling import registry
+    from bot.scheduling.registry import JobSpec, Occurrence
+    from bot.server import Background
+    from bot.store.tables import JobClaim
+
+    inside = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(rt_, occ: Occurrence) -> dict[str, int]:
+        async with rt_.db.session() as s:
+            await s.execute(text("SELECT 1"))
+            inside.set()
+            await asyncio.sleep(0.5)
+            await s.execute(text("SELECT 1"))
+        finished.append(occ.period)
+        return {"rows": 1}
+
+    async def due(rt_, at):  # type: ignore[no-untyped-def]
+        return [Occurrence(period="p1", due_at=at)]
+
+    spec = JobSpec(name="slow-test-job", description="", func=slow, due=due,
+                   lease=timedelta(minutes=1))
+    monkeypatch.setattr(registry, "_REGISTRY", {spec.name: spec})
+    caplog.set_level(logging.DEBUG)
+    bg = Background(rt)
+    await bg.start()
+    await asyncio.wait_for(inside.wait(), timeout=10)
+    await bg.stop()
+    await rt.db.dispose()
+    assert finished == ["p1"]
+    async with rt.db.reader() as s:
+        assert await s.scalar(select(JobClaim.status).where(JobClaim.job == spec.name)) == "done"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.8])
+async def test_sigterm_at_any_moment_after_start_is_clean(rt, delay: float) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers.processes import clean_env, serve_process
+
+    async with serve_process(clean_env(DATABASE_URL=rt.env.database_url)) as (_, proc):
+        await asyncio.sleep(delay)  # the start-up catch-up is running its jobs
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 20)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    assert code == 0, err
+    assert "Traceback" not in err and " ERROR " not in err, err

@@ -27,6 +27,7 @@ from bot.reply import Header, Quote, Reply, Text, simple
 from bot.runtime import Runtime
 from bot.store.locks import xact_lock
 from bot.store.tables import OutboxMessage, Person, SandboxGrant, SandboxRequest
+from bot.store.types import row_id
 from bot.timeutil import as_utc, month_at
 
 __all__ = ["RequestInvalid", "cancel", "create", "decide", "reroute"]
@@ -437,11 +438,12 @@ async def decide(
 
 
 async def cancel(rt: Runtime, actor: PersonView, value: str, *, platform: str = "cli") -> Outcome:
-    if not value.isdigit():
+    request_id = row_id(value)
+    if request_id is None:
         return Outcome(simple("That button is no longer valid."), ok=False)
     now = rt.now()
     async with rt.db.session() as s:
-        req = await s.get(SandboxRequest, int(value))
+        req = await s.get(SandboxRequest, request_id)
         if req is None or req.person_id != actor.id:
             if req is not None:
                 await audit.record(
@@ -484,11 +486,12 @@ async def record_outcome(
     outcome = " ".join((text or "").split())
     if len(outcome) < 3:
         return Outcome(simple("Write a line about what you learned."), ok=False)
-    if not grant_id.isdigit():
+    grant_key = row_id(grant_id)
+    if grant_key is None:
         return Outcome(simple("That button is no longer valid."), ok=False)
     now = rt.now()
     async with rt.db.session() as s:
-        grant = await s.get(SandboxGrant, int(grant_id))
+        grant = await s.get(SandboxGrant, grant_key)
         if grant is None or grant.person_id != actor.id:
             return Outcome(simple("That grant isn't yours."), ok=False)
         grant.outcome = outcome[: policy.MAX_OUTCOME]
@@ -522,9 +525,10 @@ async def may_decide(
 def _parse_stage(value: str) -> tuple[int, int] | None:
     """A decision button's value: '<request id>:<stage>'."""
     req_part, _, stage_part = value.partition(":")
-    if not req_part.isdigit() or not stage_part.isdigit():
+    request_id, stage = row_id(req_part), row_id(stage_part)
+    if request_id is None or stage is None:
         return None
-    return int(req_part), int(stage_part)
+    return request_id, stage
 
 
 async def _refusal(

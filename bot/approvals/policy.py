@@ -70,7 +70,8 @@ def check_duration(text: str | None, cfg: SandboxConfig) -> int:
     if text is None or not str(text).strip():
         return cfg.default_duration_days
     raw = str(text).strip().lower().removesuffix("days").removesuffix("d").strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= cfg.max_duration_days:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) \
+            or not 1 <= int(raw) <= cfg.max_duration_days:
         raise RequestInvalid(
             f"Duration is a number of days from 1 to {cfg.max_duration_days}.", field="duration"
         )

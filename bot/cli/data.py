@@ -171,6 +171,8 @@ async def _ingest_file(rt: Runtime, path: Path, size: int) -> int:
         stats, errors = await ingest_file(rt, path, progress=lambda n: progress.advance(task, n))
         progress.update(task, total=progress.tasks[0].completed)
     console.print(_summary(stats, f"{path.name} ({size:,} bytes)"))
+    for note in stats.notes[:20]:
+        err_console.print(f"  {path.name}: {note.where}: {note.message}", markup=False)
     for error in errors[:20]:
         err_console.print(f"  {path.name}: {error}", markup=False)
     if len(errors) > 20 or stats.rejected > len(errors):

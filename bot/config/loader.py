@@ -84,6 +84,22 @@ class _Lines:
         return found
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader, except that a date-like value that is not a real date (``2026-13-45``)
+    stays a string: the field it is given to then names the problem with its key and line,
+    instead of the YAML library raising from deep inside construction."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 def _read_yaml(path: Path) -> tuple[Any, _Lines]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -92,8 +108,8 @@ def _read_yaml(path: Path) -> tuple[Any, _Lines]:
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc}")]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None

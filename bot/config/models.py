@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -267,6 +268,12 @@ class PricingConfig(Section):
         description="Expensive model (or prefix*) -> the cheaper model of the same vendor "
         "that routine work could use; used for routing-savings estimates.",
     )
+    implausible_cost_factor: int = Field(
+        100,
+        ge=2,
+        description="A record whose given cost is more than this many times the price "
+        "table's is kept but reported (ingest summary, admins).",
+    )
 
 
 class RuleMatch(Section):
@@ -397,6 +404,24 @@ class RetentionConfig(Section):
     sent_outbox_days: int = Field(90, ge=1)
 
 
+class SlackConfig(Section):
+    allowed_team_ids: list[str] = Field(
+        [],
+        description="Slack workspace (T...) or Enterprise Grid organization (E...) ids whose "
+        "members may be matched to people by email; empty: only the bot's own workspace.",
+    )
+
+    @field_validator("allowed_team_ids")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for ident in value:
+            if not re.fullmatch(r"[TE][A-Z0-9]{2,20}", ident):
+                raise ValueError(
+                    f"{ident!r} is not a Slack workspace id (T...) or organization id (E...)"
+                )
+        return value
+
+
 class ServerConfig(Section):
     public_url: str | None = Field(
         None, description="Base URL where Teams can fetch chart images (signed links)."
@@ -463,6 +488,7 @@ class AppConfig(Section):
     digests: DigestsConfig = DigestsConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     retention: RetentionConfig = RetentionConfig()
+    slack: SlackConfig = SlackConfig()
     server: ServerConfig = ServerConfig()
     enforcement: EnforcementConfig = EnforcementConfig()
 

@@ -26,6 +26,7 @@ from bot.reply import ActionResult, Form, Reply
 from bot.runtime import Runtime
 from bot.scheduling.runner import RunOutcome, run_due
 from bot.store.tables import OutboxMessage, PlaygroundMessage
+from bot.store.types import MAX_ROW_ID
 from bot.timeutil import as_utc, parse_at
 from handlers import handle_action, handle_command
 from handlers.context import Actor, Ctx
@@ -63,6 +64,8 @@ async def where(rt: Runtime, body: dict[str, Any]) -> Where:
     person_id = body.get("as")
     if not isinstance(person_id, int) or isinstance(person_id, bool):
         raise Refused("pick who you are first")
+    if not 0 < person_id <= MAX_ROW_ID:
+        raise Refused("no such person in the directory", 404)
     viewer = await store.member(rt, person_id)
     if viewer is None:
         raise Refused("no such person in the directory", 404)
@@ -230,8 +233,9 @@ async def act(rt: Runtime, w: Where, body: dict[str, Any]) -> dict[str, Any]:
     message_id = body.get("message_id")
     row = None
     if message_id is not None:
-        if not isinstance(message_id, int) or isinstance(message_id, bool):
-            raise Refused("message_id must be a number")
+        if not isinstance(message_id, int) or isinstance(message_id, bool) \
+                or not 0 < message_id <= MAX_ROW_ID:
+            raise Refused("message_id must be a message's number")
         row = await store.visible_message(rt, message_id, w.conversation, w.viewer.id)
         if row is None:
             raise Refused("that message is not in this conversation", 404)

@@ -32,6 +32,7 @@ from bot.reply import (
     Reply,
     Text,
 )
+from bot.usertext import shown
 
 ChartSrc = Callable[[str], str]
 
@@ -41,7 +42,8 @@ _MARKUP = re.compile(r"\*\*(?P<bold>.+?)\*\*|`(?P<code>[^`\n]+)`", re.S)
 
 
 def esc(text: str) -> str:
-    return escape(text, quote=True)
+    """HTML-escaped, without bidi controls (bot/usertext.py)."""
+    return escape(shown(text), quote=True)
 
 
 def inline(text: str) -> str:

@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
 from bot.digest.chart import png_for
 from bot.playground import api
 from bot.playground.simulation import Worlds
 from bot.runtime import Runtime
-from bot.server import is_loopback
+from bot.server import local_refusal, read_limited
+from bot.usertext import received
 
 log = logging.getLogger("tokencoach.playground")
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {"app.js": "text/javascript", "app.css": "text/css"}
-FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 MAX_BODY = 64 * 1024
 # Nothing inline, nothing from elsewhere (tutorial links open in a new tab; that is
 # navigation, which this does not restrict). https: images allow Image(url=…).
@@ -46,26 +45,11 @@ HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _host_of(header: str | None) -> str | None:
-    """The host name in a Host header ('127.0.0.1:3978', '[::1]:3978', 'localhost')."""
-    if not header:
-        return None
-    try:
-        host = URL.build(scheme="http", authority=header).host
-    except (ValueError, TypeError):
-        return None
-    return host.strip("[]") if host else None
-
-
 def refusal(request: web.Request) -> str | None:
     """Why this request may not reach the playground, or None."""
-    if not is_loopback(request.remote or ""):
-        return "the playground only answers this computer"
-    if any(h in request.headers for h in FORWARDING):
-        return "the playground does not answer through a proxy"
-    host = _host_of(request.host)
-    if not host or not is_loopback(host):
-        return "open the playground as http://127.0.0.1 or http://localhost"
+    local = local_refusal(request)
+    if local:
+        return f"the playground {local}"
     if request.method == "POST":
         if request.content_type != "application/json":
             return "expected a JSON body"
@@ -91,18 +75,17 @@ def guarded(handler: Handler) -> Handler:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise api.Refused("request too large", 413)
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise api.Refused("request too large", 413)
+    try:
+        raw = await read_limited(request, MAX_BODY)
+    except web.HTTPRequestEntityTooLarge:
+        raise api.Refused("request too large", 413) from None
     try:
         body = json.loads(raw or b"{}")
     except ValueError as exc:
         raise api.Refused("malformed JSON") from exc
     if not isinstance(body, dict):
         raise api.Refused("expected a JSON object")
-    return body
+    return dict(received(body))
 
 
 def _json(data: dict[str, Any], status: int = 200) -> web.Response:

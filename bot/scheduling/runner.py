@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -143,12 +144,15 @@ async def run_job(rt: Runtime, name: str, at: datetime | None = None) -> list[Ru
     return outcomes
 
 
-async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
+async def run_due(rt: Runtime, at: datetime | None = None, *,
+                  stopping: Callable[[], bool] = lambda: False) -> list[RunOutcome]:
     """Run every job whose current period is not done yet: ticks and catch-up alike.
 
     Catch-up is for downtime after the bot has run: a period that fell due well before
     the scheduler first saw its job is history a fresh install never missed, and is not
     run at all. A simulated run ("as if it were") goes by the same marks but sets none.
+    ``stopping``: the process is shutting down; start no further job (the rest are due
+    again at the next start, or on another replica).
     """
     rt = rt.frozen_at(at) if at else rt
     specs = all_jobs()
@@ -156,6 +160,8 @@ async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
     seen = await claims.first_seen(rt.db, list(specs), now=now)
     outcomes: list[RunOutcome] = []
     for spec in specs.values():
+        if stopping():
+            break
         try:
             occurrences = await spec.due(rt, rt.now())
         except Exception as exc:
@@ -170,6 +176,6 @@ async def run_due(rt: Runtime, at: datetime | None = None) -> list[RunOutcome]:
             ]
         done = await claims.settled(rt.db, spec.name, [o.period for o in occurrences])
         for occ in occurrences:
-            if occ.period not in done:
+            if occ.period not in done and not stopping():
                 outcomes.append(await run_occurrence(rt, spec, occ))
     return outcomes

@@ -4,7 +4,6 @@ platform-neutral handlers. Signature verification stays on (bad, missing or stal
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from functools import partial
@@ -18,7 +17,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.reply import ActionResult, Form, Reply, simple
 from bot.runtime import Runtime
-from bot.slack import render
+from bot.slack import render, views
 from bot.slack.client import web_client
 from bot.slack.people import resolve
 from bot.store import UNAVAILABLE
@@ -49,6 +48,29 @@ def dedupe_key(body: dict[str, Any]) -> str | None:
     return None
 
 
+class WithoutPayload(logging.Filter):
+    """Bolt puts request payloads in some of its messages ("Unhandled request ({...})",
+    a middleware's skipped request, an invalid signature's body): keep the sentence,
+    drop the payload. No request body may reach the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        cut = min((i for i in (text.find("("), text.find("{")) if i >= 0), default=-1)
+        if cut >= 0:
+            record.msg, record.args = text[:cut].rstrip() + " [payload omitted]", None
+        return True
+
+
+def bolt_logger() -> logging.Logger:
+    """The logger Bolt and its middleware copy their level and filters from: warnings and
+    up (Bolt's info and debug lines carry bodies), without payloads."""
+    logger = logging.getLogger("tokencoach.slack.bolt")
+    logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, WithoutPayload) for f in logger.filters):
+        logger.addFilter(WithoutPayload())
+    return logger
+
+
 def build_bolt(rt: Runtime) -> AsyncApp:
     client = web_client(rt)
     bolt = AsyncApp(
@@ -56,6 +78,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         signing_secret=rt.env.slack_signing_secret,
         process_before_response=True,
         raise_error_for_unhandled_request=False,
+        logger=bolt_logger(),
     )
 
     async def actor_for(
@@ -108,9 +131,8 @@ def build_bolt(rt: Runtime) -> AsyncApp:
             return
         result = await handle_command(Ctx(rt, actor), body.get("text") or "")
         if isinstance(result, Form):
-            await client.views_open(
-                trigger_id=body["trigger_id"], view=render.modal(result, {"value": result.value})
-            )
+            key = await views.remember(rt, {"value": result.value})
+            await client.views_open(trigger_id=body["trigger_id"], view=render.modal(result, key))
             await ack()
             return
         await ack(response_type="ephemeral", **render.message(result))
@@ -141,16 +163,13 @@ def build_bolt(rt: Runtime) -> AsyncApp:
             # An ephemeral message (the requests list) can only be replaced through its
             # response_url, also after a form opened from it is submitted.
             where["response_url"] = body["response_url"]
-        await apply_result(client, respond, body, result, where)
+        await apply_result(rt, client, respond, body, result, where)
 
     @bolt.view(re.compile(r".*"))
     async def on_view(
         ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except json.JSONDecodeError:
-            meta = {}
+        meta = await views.recall(rt, str(view.get("private_metadata") or ""))
         actor = await actor_for(body["user"]["id"])
         if actor is None:
             await ack(
@@ -183,7 +202,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
             "ephemeral": bool(meta.get("ephemeral")),
             "response_url": meta.get("response_url"),
         }
-        await apply_result(client, None, body, result, where)
+        await apply_result(rt, client, None, body, result, where)
 
     @bolt.event("app_home_opened")
     async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -214,6 +233,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
 
 
 async def apply_result(
+    rt: Runtime,
     client: AsyncWebClient,
     respond: Any,
     body: dict[str, Any],
@@ -223,7 +243,7 @@ async def apply_result(
     """Show the result; if Slack refuses a step (message gone, trigger expired), say so
     privately rather than fail the request."""
     try:
-        await _apply(client, respond, body, result, where)
+        await _apply(rt, client, respond, body, result, where)
     except SlackApiError as exc:
         log.warning(
             "Slack refused a follow-up call",
@@ -245,6 +265,7 @@ async def apply_result(
 
 
 async def _apply(
+    rt: Runtime,
     client: AsyncWebClient,
     respond: Any,
     body: dict[str, Any],
@@ -253,8 +274,8 @@ async def _apply(
 ) -> None:
     user_id = body["user"]["id"]
     if result.form is not None:
-        meta = {"value": result.form.value, **where}
-        await client.views_open(trigger_id=body["trigger_id"], view=render.modal(result.form, meta))
+        key = await views.remember(rt, {"value": result.form.value, **where})
+        await client.views_open(trigger_id=body["trigger_id"], view=render.modal(result.form, key))
     if result.update is not None:
         payload = render.message(result.update)
         if where.get("ephemeral") and respond is not None:

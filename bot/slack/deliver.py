@@ -1,7 +1,8 @@
 """Outbox delivery to Slack: DMs and team channels, updates in place, charts inline.
 
-Each message carries metadata with its outbox id, so a send left uncertain by a crash is
-looked up in the conversation (conversations.history) instead of being posted twice.
+Each message carries metadata with its outbox id, so a send left uncertain (a crash, a
+timeout, a 5xx answer) is looked up in the conversation (conversations.history) instead of
+being posted twice.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ class SlackDeliverer:
                     float(after) if after and str(after).isdigit() else None,
                 ) from exc
             if status >= 500:
-                raise RetryLater(f"slack {method}: HTTP {status}") from exc
+                # Slack may have posted before failing to answer (the probe saw 9 of 10):
+                # like a timeout, the retry first looks for the message by its metadata.
+                raise RetryLater(f"slack {method}: HTTP {status}",
+                                 uncertain=method == "chat_postMessage") from exc
             if error in PERMANENT:
                 raise Undeliverable(f"slack {method}: {error}") from exc
             raise RetryLater(f"slack {method}: {error or status}") from exc

@@ -2,13 +2,18 @@
 
 Limits (docs.slack.dev/reference/block-kit): 50 blocks per message, 100 per modal; section
 text 3,000 chars; 10 fields of 2,000; header 150; button text 75, value 2,000, action_id
-255; 25 elements per actions block; modal title/submit/close 24. Anything longer is cut
-with a visible "…and N more" rather than rejected by Slack.
+255, url 3,000; image_url 3,000; text objects at least 1 character; 25 elements per
+actions block; modal title/submit/close 24, private_metadata 3,000. Anything longer is
+cut with a visible "…and N more" (never inside an escaped ``&amp;``) rather than rejected
+by Slack; a URL too long to send is left out, never cut.
+
+Every text is made inert (bot/usertext.py): Slack's control characters become entities,
+mrkdwn markup a person typed (``*bold*``, ``_it_``, ``~st~``, a line starting with ``>``)
+stays literal, bidi controls are removed. Only the model's ``**bold**`` and `code` format.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -25,6 +30,7 @@ from bot.reply import (
     Reply,
     Text,
 )
+from bot.usertext import inert, shown
 
 MAX_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
@@ -38,33 +44,70 @@ ACTION_ID = 255
 MAX_BUTTONS = 25
 MODAL_TITLE = 24
 FALLBACK_TEXT = 3000
+MAX_URL = 3000
+PRIVATE_METADATA = 3000
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+_MARKUP = re.compile(r"\*\*(?P<bold>.+?)\*\*|`(?P<code>[^`\n]+)`", re.S)
+_QUOTE_START = re.compile(r"(?m)^&gt;")
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters; after this no mention or link can be formed.
-    Text objects are also sent ``verbatim`` so Slack does not auto-link URLs or names."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Plain text -> inert mrkdwn: Slack's three control characters as entities (no
+    mention or link can form), markup characters as look-alikes, no blockquote, no bidi
+    controls. Text objects are also sent ``verbatim`` so Slack does not auto-link."""
+    text = inert(shown(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _QUOTE_START.sub("\u00ad&gt;", text)  # a soft hyphen: no quote, nothing visible
 
 
 def mrkdwn(text: str) -> str:
-    """Neutral text (**bold**, `code`) -> escaped Slack mrkdwn."""
-    return _BOLD.sub(lambda m: f"*{m.group(1)}*", escape(text))
+    """Neutral text (**bold**, `code`) -> Slack mrkdwn; everything else inert."""
+    out, pos = [], 0
+    for m in _MARKUP.finditer(text):
+        out.append(escape(text[pos : m.start()]))
+        if m.group("bold") is not None:
+            out.append(f"*{escape(m.group('bold'))}*")
+        else:  # nothing formats inside code: only the entities and bidi matter
+            code = shown(m.group("code"))
+            out.append("`" + code.replace("&", "&amp;").replace("<", "&lt;")
+                       .replace(">", "&gt;") + "`")
+        pos = m.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def _end(text: str, end: int) -> int:
+    """``end``, moved back to before an entity it would cut in half (``&am|p;``)."""
+    tail = _ENTITY_TAIL.search(text, max(end - 4, 0), end)
+    return tail.start() if tail and tail.start() > 0 else end
 
 
 def cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    return text[: _end(text, limit - 1)] + "…"
+
+
+def pieces(text: str, limit: int) -> list[str]:
+    """Escaped text in pieces of at most ``limit`` characters, never splitting an entity."""
+    out = []
+    while text:
+        end = _end(text, limit) if len(text) > limit else len(text)
+        out.append(text[:end])
+        text = text[end:]
+    return out
 
 
 def plain(text: str, limit: int = 3000) -> dict[str, Any]:
-    # plain_text is never parsed for mentions or links by Slack.
-    return {"type": "plain_text", "text": cut(text, limit) or " ", "emoji": True}
+    # plain_text is never parsed for mentions, links or markup by Slack.
+    return {"type": "plain_text", "text": cut(shown(text), limit) or " ", "emoji": True}
 
 
 def md(text: str) -> dict[str, Any]:
-    """A mrkdwn text object, verbatim: Slack does not auto-link URLs or names in it."""
-    return {"type": "mrkdwn", "verbatim": True, "text": text}
+    """A mrkdwn text object, verbatim: Slack does not auto-link URLs or names in it.
+    Slack refuses an empty one."""
+    return {"type": "mrkdwn", "verbatim": True, "text": text if text.strip() else " "}
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -96,8 +139,8 @@ def _button(button: Any, index: int) -> dict[str, Any]:
     el["action_id"] = cut(f"{button.action or 'link'}:{index}", ACTION_ID)
     if button.value:
         el["value"] = button.value[:BUTTON_VALUE]
-    if button.url:
-        el["url"] = button.url[:3000]
+    if button.url and len(button.url) <= MAX_URL:  # a cut URL would lead elsewhere
+        el["url"] = button.url
     if button.style != "default":
         el["style"] = button.style
     if button.confirm:
@@ -115,8 +158,8 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
     if isinstance(block, Header):
         return [{"type": "header", "text": plain(block.text, HEADER_TEXT)}]
     if isinstance(block, Text):
-        text = mrkdwn(block.text)
-        return [_section(text[i : i + SECTION_TEXT]) for i in range(0, len(text), SECTION_TEXT)]
+        return [_section(piece) for piece in pieces(mrkdwn(block.text), SECTION_TEXT)
+                if piece.strip()]
     if isinstance(block, Facts):
         return _facts(block)
     if isinstance(block, Progress):
@@ -125,9 +168,12 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
             _section(f"*{escape(block.label)}*\n`{_bar(block.percent)}` {block.percent}%{caption}")
         ]
     if isinstance(block, Actions):
-        buttons = [_button(b, i) for i, b in enumerate(block.buttons[:MAX_BUTTONS])]
+        usable = [b for b in block.buttons if b.action or (b.url and len(b.url) <= MAX_URL)]
+        buttons = [_button(b, i) for i, b in enumerate(usable[:MAX_BUTTONS])]
         return [{"type": "actions", "elements": buttons}] if buttons else []
     if isinstance(block, Context):
+        if not block.text.strip():
+            return []  # Slack refuses an empty context text
         return [
             {
                 "type": "context",
@@ -141,10 +187,10 @@ def block_kit(block: Any, chart_files: dict[str, str] | None = None) -> list[dic
         head = f"*{escape(block.author)}*\n" if block.author else ""
         return [_section(head + lines)]
     if isinstance(block, Image):
-        out: dict[str, Any] = {"type": "image", "alt_text": cut(block.alt, 2000)}
+        out: dict[str, Any] = {"type": "image", "alt_text": cut(shown(block.alt), 2000)}
         if block.title:
             out["title"] = plain(block.title, 2000)
-        if block.url:
+        if block.url and len(block.url) <= MAX_URL:
             out["image_url"] = block.url
         elif block.chart_id and chart_files and block.chart_id in chart_files:
             out["slack_file"] = {"id": chart_files[block.chart_id]}
@@ -178,7 +224,8 @@ def message(reply: Reply, chart_files: dict[str, str] | None = None) -> dict[str
     blocks: list[dict[str, Any]] = []
     for block in reply.blocks:
         blocks.extend(block_kit(block, chart_files))
-    return {"text": cut(escape(_BOLD.sub(r"\1", reply.text)), FALLBACK_TEXT), "blocks": fit(blocks)}
+    text = cut(escape(_BOLD.sub(r"\1", reply.text)), FALLBACK_TEXT)
+    return {"text": text if text.strip() else " ", "blocks": fit(blocks)}
 
 
 def _input(field: Any) -> dict[str, Any]:
@@ -223,8 +270,10 @@ def _input(field: Any) -> dict[str, Any]:
     return block
 
 
-def modal(form: Form, metadata: dict[str, Any]) -> dict[str, Any]:
-    """A modal view; ``metadata`` (the form's value and where it was opened) rides along."""
+def modal(form: Form, metadata: str) -> dict[str, Any]:
+    """A modal view; ``metadata`` is the key of its state (bot/slack/views.py)."""
+    if len(metadata) > PRIVATE_METADATA:
+        raise ValueError("private_metadata holds a key, not the state itself")
     blocks: list[dict[str, Any]] = []
     if form.intro:
         blocks.append(_section(mrkdwn(form.intro)))
@@ -232,7 +281,7 @@ def modal(form: Form, metadata: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": cut(form.action, 255),
-        "private_metadata": json.dumps(metadata)[:3000],
+        "private_metadata": metadata,
         "title": plain(form.title, MODAL_TITLE),
         "submit": plain(form.submit_label, MODAL_TITLE),
         "close": plain("Cancel", MODAL_TITLE),

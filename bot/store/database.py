@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -73,6 +74,11 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _checked_out(engine: AsyncEngine) -> int:
+    counter = getattr(engine.sync_engine.pool, "checkedout", None)
+    return int(counter()) if callable(counter) else 0
 
 
 class Database:
@@ -147,8 +153,16 @@ class Database:
                 "run `tokencoach db upgrade` first"
             )
 
-    async def dispose(self) -> None:
+    async def dispose(self, *, wait_seconds: float = 5.0) -> None:
+        """Close every connection. Connections still checked out are waited for (briefly):
+        a task cancelled mid-transaction returns its connection from a shielded close, and
+        disposing under it would cut its rollback short."""
         await self.reads.close()
-        await self.engine.dispose()
-        if self._read_engine is not self.engine:
-            await self._read_engine.dispose()
+        engines = {self.engine, self._read_engine}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        # The pool offers no awaitable "all returned": poll its counter.
+        while loop.time() < deadline and any(_checked_out(e) for e in engines):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        for engine in engines:
+            await engine.dispose()

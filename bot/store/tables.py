@@ -412,6 +412,18 @@ class ProcessedEvent(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
+class SlackView(Base):
+    """What a Slack modal carries between opening and submission (the form's value, the
+    message it was opened from). The view's ``private_metadata`` holds only this key:
+    Slack caps that field at 3,000 characters."""
+
+    __tablename__ = "slack_views"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class PlaygroundMessage(Base):
     __tablename__ = "playground_messages"
     __table_args__ = (Index("ix_playground_messages_conv_id", "conversation", "id"),)

@@ -36,3 +36,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+# The narrowest id column (INTEGER: 32-bit on PostgreSQL, e.g. sandbox_requests.id).
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(text: str) -> int | None:
+    """A row id written as text (a button value, a form field): ASCII digits within the
+    id columns' range, else None. A forged or mangled value (99999999999999999999, "²")
+    is then "not found", never an overflow in the database driver."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if number <= MAX_ROW_ID else None

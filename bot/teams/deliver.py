@@ -18,6 +18,7 @@ from bot import links
 from bot.outbox import DeliveryError, RetryLater, Undeliverable, Unreachable
 from bot.reply import Reply
 from bot.runtime import Runtime
+from bot.server import is_loopback_url
 from bot.store.tables import ConversationRef, OutboxMessage
 from bot.teams import activities, images, refs, render
 from bot.teams.auth import authentication
@@ -33,8 +34,13 @@ class TeamsDeliverer:
         claims = ClaimsIdentity({AuthenticationConstants.AUDIENCE_CLAIM: settings.APP_ID,
                                  AuthenticationConstants.APP_ID_CLAIM: settings.APP_ID}, True)
         self._factory = auth.create_connector_factory(claims)
+        self._emulator = settings.anonymous
 
     async def _connector(self, service_url: str) -> Connector:
+        if self._emulator and not is_loopback_url(service_url):
+            # Unauthenticated mode never calls out: a stored reference from elsewhere
+            # (or a forged one) must not turn the bot into a request relay.
+            raise Undeliverable("teams: emulator mode only calls a loopback serviceUrl")
         return Connector(await self._factory.create(service_url, None))
 
     async def _target(self, msg: OutboxMessage) -> ConversationRef:

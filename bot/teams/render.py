@@ -4,7 +4,9 @@ Text goes into RichTextBlock/TextRun elements, which Adaptive Cards never parse 
 markdown, so ``**bold**`` (the model's only markup) becomes a bold run and nothing a user
 writes can become a link. The few markdown-capable properties we use (FactSet) get the
 same neutralizer as every other string: ``[text](url)`` and ``<at>``/``<http…>`` are broken
-with an invisible zero-width space, and the card never carries mention entities.
+with an invisible zero-width space, the card never carries mention entities, and in fact
+values markdown emphasis a person typed stays literal (bot/usertext.py ``inert``). Every
+string loses bidi controls (``shown``).
 
 Buttons are ``Action.Execute`` (Universal Actions: an ``adaptiveCard/action`` invoke whose
 answer can replace the card in place) with an ``Action.Submit`` fallback (a message
@@ -34,6 +36,7 @@ from bot.reply import (
     Reply,
     Text,
 )
+from bot.usertext import inert, shown
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -49,11 +52,24 @@ _LINK = re.compile(r"\]\s*[(\[:]")
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _RUNS = re.compile(r"\*\*(.+?)\*\*|`([^`\n]+)`", re.S)
 _STYLES = {"primary": "positive", "danger": "destructive"}
+_WHOLE = re.compile(r"-?[0-9]{1,15}")  # what Input.Number may show as its value
 
 
 def neutral(text: str) -> str:
-    """Break markdown links/references and tags (``<at>``, ``<https://…>``) invisibly."""
-    return _TAG.sub("<" + ZWSP, _LINK.sub(lambda m: "]" + ZWSP + m.group(0)[1:], text))
+    """Break markdown links/references and tags (``<at>``, ``<https://…>``) invisibly;
+    drop bidi controls."""
+    return _TAG.sub("<" + ZWSP, _LINK.sub(lambda m: "]" + ZWSP + m.group(0)[1:], shown(text)))
+
+
+def fact_value(text: str) -> str:
+    """A FactSet value (markdown): the model's **bold** kept, anything else inert."""
+    out, pos = [], 0
+    for m in _RUNS.finditer(text):
+        out.append(inert(text[pos : m.start()]))
+        out.append(f"**{inert(m.group(1))}**" if m.group(1) is not None else inert(m.group(2)))
+        pos = m.end()
+    out.append(inert(text[pos:]))
+    return neutral("".join(out))
 
 
 def plain(text: str) -> str:
@@ -62,6 +78,7 @@ def plain(text: str) -> str:
 
 
 def cut(text: str, limit: int) -> str:
+    text = shown(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -141,7 +158,7 @@ def element(block: Block, images: dict[str, str]) -> list[dict[str, Any]]:
     if isinstance(block, Facts):
         out = paragraph(block.title, literal=True, weight="bolder") if block.title else []
         facts = [{"title": cut(plain(f.label), 200),
-                  "value": cut(neutral(f.value), TEXT_LIMIT)} for f in block.items]
+                  "value": cut(fact_value(f.value), TEXT_LIMIT)} for f in block.items]
         return [*out, {"type": "FactSet", "facts": facts}] if facts else out
     if isinstance(block, Progress):
         caption = f" · {block.caption}" if block.caption else ""
@@ -247,7 +264,7 @@ def _input(field: FormField, value: str | None) -> dict[str, Any]:
         if value is not None:
             el["value"] = value
         return el
-    if field.type == "number" and (value is None or value.lstrip("-").isdigit()):
+    if field.type == "number" and (value is None or _WHOLE.fullmatch(value)):
         el = {"type": "Input.Number", **base}
         if value:
             el["value"] = int(value)

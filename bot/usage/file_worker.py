@@ -6,14 +6,17 @@ ingest_parsed has them take turns. A worker process has its own interpreter: it 
 parses, attributes, prices and classifies the next batch on the other core while this
 process writes the current one. Batches come back in file order through a bounded queue
 (memory stays flat), each with its own counts and bad rows; an error in the worker (an
-unreadable file, say) is raised here as itself.
+unreadable file, say) is raised here as itself. The worker ends when this process ends,
+however it ends (a watch on the parent's pipe), so a killed ingest leaves no process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue as queues
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,15 +56,42 @@ def worthwhile(path: Path, is_sqlite: bool) -> bool:
     return is_sqlite and (os.cpu_count() or 1) > 1 and size >= MIN_BYTES
 
 
+def _exit_with_parent() -> None:
+    """End this worker as soon as its parent is gone (kill -9, a crash), whatever it is
+    doing: blocked on a full queue, it would otherwise wait forever. The parent holds one
+    end of a pipe (multiprocessing's parent sentinel); the other end reads EOF when the
+    kernel closes it with the parent."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tokencoach-parent-watch", daemon=True).start()
+
+
 def _work(path: str, setup: PrepareSetup, batch_size: int, now: datetime, max_errors: int,
           out: Any) -> None:
     """The worker's whole life: every batch of the file, then None (or what went wrong)."""
+    _exit_with_parent()
     try:
         preparer = Preparer(setup)
         raws: list[Any] = []
+        lines: list[int] = []
         batch = PreparedBatch({}, IngestStats())
         reported = 0
-        for _line, item in parse_path(Path(path)):
+
+        def prepared() -> PreparedBatch:
+            nonlocal reported
+            batch.rows = preparer.prepare(raws, batch.stats, now)
+            for note in batch.stats.name_notes(lines)[: max(max_errors - reported, 0)]:
+                batch.errors.append(RowError(note.line or 0, note.message))
+                reported += 1
+            return batch
+
+        for line, item in parse_path(Path(path)):
             if isinstance(item, RowError):
                 batch.stats.rejected += 1
                 if reported < max_errors:
@@ -69,12 +99,11 @@ def _work(path: str, setup: PrepareSetup, batch_size: int, now: datetime, max_er
                     reported += 1
                 continue
             raws.append(item)
+            lines.append(line)
             if len(raws) >= batch_size:
-                batch.rows = preparer.prepare(raws, batch.stats, now)
-                out.put(batch)
-                raws, batch = [], PreparedBatch({}, IngestStats())
-        batch.rows = preparer.prepare(raws, batch.stats, now)
-        out.put(batch)
+                out.put(prepared())
+                raws, lines, batch = [], [], PreparedBatch({}, IngestStats())
+        out.put(prepared())
         out.put(None)
     except BaseException as exc:  # every failure is handed to the parent
         out.put(_Failed(exc))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bot.runtime import Runtime
 from bot.usage import file_worker
+from bot.usage.plausible import tell_admins
 from bot.usage.record import RawUsage
 from bot.usage.sources.files import SOURCE, Parsed, RowError, parse_path
 from bot.usage.state import record_success
@@ -71,33 +72,37 @@ async def ingest_parsed(
     total = IngestStats()
     errors: list[RowError] = []
     batch: list[RawUsage] = []
-    # Batches being written, oldest first, with their keys.
-    writing: deque[tuple[asyncio.Task[IngestStats], frozenset[bytes]]] = deque()
+    lines: list[int] = []  # the line of each record in the batch
+    # Batches being written, oldest first, with their keys and lines.
+    writing: deque[tuple[asyncio.Task[IngestStats], frozenset[bytes], list[int]]] = deque()
     in_flight = 1 if rt.db.is_sqlite else PG_IN_FLIGHT
 
     async def settle(keep: int = 0) -> None:
         """Wait for the oldest batches in flight until ``keep`` remain, and count them."""
         while len(writing) > keep:
             stats = await writing[0][0]
-            writing.popleft()
+            _, _, batch_lines = writing.popleft()
+            refused = stats.name_notes(batch_lines)
+            errors.extend(RowError(n.line or 0, n.message)
+                          for n in refused[: MAX_REPORTED_ERRORS - len(errors)])
             total.add(stats)
             if progress:
                 progress(stats.read)
 
     async def flush() -> None:
-        nonlocal batch
+        nonlocal batch, lines
         if batch:
             keys = frozenset(r.key for r in batch) if in_flight > 1 else frozenset()
-            if any(not keys.isdisjoint(other) for _, other in writing):
+            if any(not keys.isdisjoint(other) for _, other, _ in writing):
                 await settle()  # the same record twice: the later one must land last
             await settle(in_flight - 1)
-            writing.append((asyncio.create_task(writer.write(batch)), keys))
-            batch = []
+            writing.append((asyncio.create_task(writer.write(batch)), keys, lines))
+            batch, lines = [], []
         if in_flight == 1:
             await settle()
 
     async def consume() -> None:
-        for count, (_line, item) in enumerate(parsed, 1):
+        for count, (line, item) in enumerate(parsed, 1):
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             if isinstance(item, RowError):
@@ -106,6 +111,7 @@ async def ingest_parsed(
                     errors.append(item)
                 continue
             batch.append(item)
+            lines.append(line)
             if len(batch) >= batch_size:
                 await flush()
         await flush()
@@ -119,7 +125,7 @@ async def ingest_parsed(
             # Parsing or a batch failed: let the batches already handed over finish, as
             # they would have without the overlap (a cancellation reaches them through
             # gather).
-            await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
+            await asyncio.gather(*(task for task, _, _ in writing), return_exceptions=True)
     return await _finish(rt, total, errors)
 
 
@@ -153,6 +159,7 @@ async def ingest_file(rt: Runtime, path: Path, *, progress: Callable[[int], None
 
 async def _finish(rt: Runtime, total: IngestStats, errors: list[RowError]
                   ) -> tuple[IngestStats, list[RowError]]:
+    errors.sort(key=lambda e: e.line)  # batches may report after later parse errors
     # Retention refusals are counted in stats.rejected by the writer; say why.
     refused = total.rejected - (len(errors) if len(errors) < MAX_REPORTED_ERRORS else 0)
     if refused > 0 and len(errors) < MAX_REPORTED_ERRORS:
@@ -160,6 +167,7 @@ async def _finish(rt: Runtime, total: IngestStats, errors: list[RowError]
                                   f"({rt.config.retention.raw_usage_days} days) were refused"))
     if total.new or total.replaced or total.unchanged:
         await _mark(rt, total.newest, total.new + total.replaced)
+    await tell_admins(rt, SOURCE, total.notes, total.implausible)
     return total, errors
 
 

@@ -37,6 +37,7 @@ from bot.runtime import Runtime
 from bot.store.database import insert_for
 from bot.store.tables import Identity, Person, ProviderCost, UsageRecord
 from bot.timeutil import as_utc
+from bot.usage.plausible import tell_admins
 from bot.usage.record import RawUsage
 from bot.usage.sources.base import Connector, CostRow, Discovered, PullError, WindowData
 from bot.usage.state import checkpoint_of, record_error, record_success
@@ -204,6 +205,9 @@ async def _pull(rt: Runtime, name: str, connector: Connector, since: datetime | 
     if result.stats.approximated:
         result.notes.append("priced with a fallback rate (add the rate to pricing.models): "
                             + "; ".join(sorted(result.stats.approximated)))
+    result.notes += [f"{n.where}: {n.message}" + (" (refused)" if n.refused else "")
+                     for n in result.stats.notes[:20]]
+    await tell_admins(rt, name, result.stats.notes, result.stats.implausible)
     if connector.reconciles:
         note = await _reconcile(rt, name, start, end)
         if note:

@@ -61,3 +61,36 @@ class RawUsage:
     tags: tuple[str, ...] = field(default=())
     product: str | None = None  # an agent product (claude_code, codex, ...) when known
     billing: Billing | None = None  # priced dimensions beyond the four token counts
+
+
+_TEXT_FIELDS = ("source", "provider", "model", "user", "api_key", "project", "workspace",
+                "team", "category", "product")
+
+
+def unstorable_text(r: RawUsage) -> str | None:
+    """Why a record's text can't be stored as it is, or None.
+
+    A NUL character (PostgreSQL refuses it in text; SQLite would keep it and compare it
+    differently) or a lone surrogate (no database can encode it) in any text field. Checked
+    for every record before it is written, so one bad row is refused by itself instead of
+    failing its whole batch, the same way on both backends."""
+    # One string of every field (None reads "None": harmless here); per-record hot path.
+    joined = (f"{r.source}{r.provider}{r.model}{r.user}{r.api_key}{r.project}{r.workspace}"
+              f"{r.team}{r.category}{r.product}")
+    if "\x00" not in joined and (joined.isascii() or _encodes(joined)):
+        return None
+    for name in _TEXT_FIELDS:
+        value = getattr(r, name)
+        if value and "\x00" in value:
+            return f"{name} contains a NUL character"
+        if value and not _encodes(value):
+            return f"{name} contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -53,6 +53,9 @@ def mount(app: web.Application, rt: Runtime) -> None:
             **stats.as_dict(),
             "errors": [{"line": e.line, "message": e.message}
                        for e in errors[:MAX_ERRORS_IN_RESPONSE]],
+            # Kept, but doubtful (an implausible cost): named so the sender can check.
+            "warnings": [{"line": n.line, "message": n.message}
+                         for n in stats.notes[:MAX_ERRORS_IN_RESPONSE]],
         }
         accepted = stats.new + stats.replaced + stats.unchanged
         status = 200 if accepted or not stats.rejected else 422

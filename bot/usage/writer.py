@@ -42,8 +42,9 @@ from bot.store.tables import UsageRecord
 from bot.timeutil import local_day
 from bot.usage.categories import Classifier
 from bot.usage.identity import IdentityResolver
+from bot.usage.plausible import FLOOR_MICROS, describe, implausible, implausible_note
 from bot.usage.pricing import Price, PriceTable
-from bot.usage.record import RawUsage
+from bot.usage.record import RawUsage, unstorable_text
 
 log = logging.getLogger("tokencoach.ingest")
 _RECORDS = cast(Table, UsageRecord.__table__)
@@ -108,6 +109,27 @@ _PG_LOCK_EXISTING = _PG_EXISTING + " ORDER BY record_key FOR UPDATE"
 _EXISTING_CHUNK = 5000  # keys per lookup on SQLite (well under its 32,766 variables)
 
 
+MAX_NOTES = 1000  # record notes kept per run (the counts stay exact beyond)
+
+
+@dataclass(frozen=True)
+class RecordNote:
+    """Something preparing found about one record: refused (text no database can store)
+    or kept but doubtful (an implausible cost). ``at`` is the record's position in the
+    batch handed to prepare(); files and webhooks then name its ``line``."""
+
+    at: int
+    record: str  # the record in words, for sources without lines (provider pulls)
+    message: str
+    refused: bool
+    key: bytes = b""
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        return f"line {self.line}" if self.line is not None else self.record
+
+
 @dataclass
 class IngestStats:
     read: int = 0
@@ -117,25 +139,36 @@ class IngestStats:
     unattributed: int = 0
     rejected: int = 0
     removed: int = 0  # rows a provider's restated window no longer holds
+    implausible: int = 0  # kept, but the given cost is far above the price table's
     unpriced_models: set[str] = field(default_factory=set)
     # "provider/model: what was priced by a fallback rate" (see bot/usage/pricing.py)
     approximated: set[str] = field(default_factory=set)
     newest: datetime | None = None
+    notes: list[RecordNote] = field(default_factory=list)
 
     def add(self, other: IngestStats) -> None:
         for name in ("read", "new", "replaced", "unchanged", "unattributed", "rejected",
-                     "removed"):
+                     "removed", "implausible"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.unpriced_models |= other.unpriced_models
         self.approximated |= other.approximated
         if other.newest and (self.newest is None or other.newest > self.newest):
             self.newest = other.newest
+        self.notes += other.notes[: MAX_NOTES - len(self.notes)]
+
+    def name_notes(self, lines: Sequence[int]) -> list[RecordNote]:
+        """Give this batch's notes their line (``lines[i]``: the line of the batch's i-th
+        record); returns the refused ones and keeps the others here."""
+        named = [replace(n, line=lines[n.at]) for n in self.notes]
+        self.notes = [n for n in named if not n.refused]
+        return [n for n in named if n.refused]
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "read": self.read, "new": self.new, "replaced": self.replaced,
             "unchanged": self.unchanged, "unattributed": self.unattributed,
             "rejected": self.rejected, "removed": self.removed,
+            "implausible_cost": self.implausible,
             "unpriced_models": sorted(self.unpriced_models),
             "approximated": sorted(self.approximated),
         }
@@ -248,18 +281,29 @@ class Preparer:
         horizon = self.horizon
         read = rejected = unattributed = 0
         newest = stats.newest
-        for r in raws:
+        factor = self.setup.pricing.implausible_cost_factor
+        for index, r in enumerate(raws):
             read += 1
             at = r.occurred_at
             day = day_of(at)
             if day < horizon:
                 rejected += 1
                 continue
+            bad_text = unstorable_text(r)
+            if bad_text is not None:
+                rejected += 1
+                self._note(stats, index, r, bad_text, refused=True)
+                continue
             person_id, team_id, identity = owner_of(r)
             if person_id is None:
                 unattributed += 1
             if r.cost_micros is not None:
                 cost, basis = r.cost_micros, "provider"
+                price = lookup(r.provider, r.model, day) if cost > FLOOR_MICROS else None
+                if price is not None and implausible(cost, table := price_of(price, r), factor):
+                    stats.implausible += 1
+                    self._note(stats, index, r, implausible_note(cost, table, factor),
+                               refused=False)
             else:
                 price = lookup(r.provider, r.model, day)
                 if price is None:
@@ -284,6 +328,12 @@ class Preparer:
         stats.unattributed += unattributed
         stats.newest = newest
         return rows
+
+    @staticmethod
+    def _note(stats: IngestStats, index: int, r: RawUsage, message: str, *,
+              refused: bool) -> None:
+        if len(stats.notes) < MAX_NOTES:
+            stats.notes.append(RecordNote(index, describe(r), message, refused, r.key))
 
 
 class UsageWriter:

@@ -3,7 +3,11 @@
 Shapes follow Slack's documented responses (docs.slack.dev/reference/methods/...).
 Arguments are read from the query string and the body (JSON or form), as slack_sdk sends
 them both ways. Failures can be scripted per method: 429 with Retry-After, 500, or an
-`{"ok": false, "error": ...}` answer.
+`{"ok": false, "error": ...}` answer, before acting (``fail``) or after acting
+(``fail_after_acting``: Slack posted the message, then its answer was a 5xx). User objects
+follow users.info's documented shape (docs.slack.dev/reference/methods/users.info:
+``team_id``, ``deleted``, ``is_restricted``, ``is_ultra_restricted``, ``is_bot``,
+``enterprise_user``); ``accounts`` overrides those fields per user.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class FakeSlack:
     failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(
         default_factory=lambda: defaultdict(list))
     delays: dict[str, float] = field(default_factory=dict)  # method -> seconds, after acting
+    after_acting: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> overrides
     base_url: str = ""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -51,6 +57,10 @@ class FakeSlack:
                 self.failures[method].append((answer, {"ok": False, "error": "internal_error"}, {}))
             else:
                 self.failures[method].append((200, {"ok": False, "error": answer}, {}))
+
+    def fail_after_acting(self, method: str, *statuses: int) -> None:
+        """Queue answers given after ``method`` has acted (e.g. posted): 500, 503..."""
+        self.after_acting[method].extend(statuses)
 
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [c.args for c in self.calls if c.method == method]
@@ -101,6 +111,9 @@ class FakeSlack:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         response = await handler(args)
+        if self.after_acting.get(method):
+            status = self.after_acting[method].pop(0)
+            return web.json_response({"ok": False, "error": "internal_error"}, status=status)
         if self.delays.get(method):
             # Slack acted, but the answer is slow: the caller may time out or die waiting.
             await asyncio.sleep(self.delays[method])
@@ -110,19 +123,24 @@ class FakeSlack:
         return self._ok(url="https://acme.slack.com/", team="Acme", user="tokencoach",
                         team_id="T0ACME", user_id="UBOT", bot_id="BBOT")
 
+    def account(self, uid: str) -> dict[str, Any]:
+        return {"id": uid, "team_id": "T0ACME", "name": uid.lower(), "deleted": False,
+                "tz": "America/New_York", "is_bot": False, "is_restricted": False,
+                "is_ultra_restricted": False,
+                "profile": {"email": self.users[uid], "real_name": uid},
+                **self.accounts.get(uid, {})}
+
     async def m_users_info(self, args: dict[str, Any]) -> web.Response:
         uid = args.get("user", "")
         if uid not in self.users:
             return web.json_response({"ok": False, "error": "user_not_found"})
-        return self._ok(user={"id": uid, "team_id": "T0ACME", "name": uid.lower(), "deleted": False,
-                              "tz": "America/New_York", "is_bot": False,
-                              "profile": {"email": self.users[uid], "real_name": uid}})
+        return self._ok(user=self.account(uid))
 
     async def m_users_lookupByEmail(self, args: dict[str, Any]) -> web.Response:
         email = args.get("email", "")
         for uid, known in self.users.items():
             if known == email:
-                return self._ok(user={"id": uid, "profile": {"email": email}})
+                return self._ok(user=self.account(uid))
         return web.json_response({"ok": False, "error": "users_not_found"})
 
     async def m_conversations_open(self, args: dict[str, Any]) -> web.Response:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from bot.demo import seed_usage
 from bot.runtime import Runtime
+from bot.store.tables import UsageDaily, UsageRecord
 from bot.timeutil import month_at
 
 
@@ -28,3 +29,12 @@ async def raw_month_spend(rt: Runtime, email: str, at: datetime | None = None) -
             "WHERE p.email = :e AND u.day >= :a AND u.day <= :b"),
             {"e": email, "a": month.first, "b": month.last})
     return int(value)
+
+
+async def totals(rt: Runtime) -> tuple[int, int, int]:
+    """(records, their cost, the rollup's cost): the last two agree when the store is exact."""
+    async with rt.db.reader() as s:
+        n = await s.scalar(select(func.count()).select_from(UsageRecord))
+        raw = await s.scalar(select(func.coalesce(func.sum(UsageRecord.cost_micros), 0)))
+        daily = await s.scalar(select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)))
+    return int(n or 0), int(raw or 0), int(daily or 0)

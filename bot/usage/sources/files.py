@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from hashlib import blake2b
@@ -29,6 +29,10 @@ from bot.usage.record import RawUsage, record_key
 
 SOURCE = "import"
 MAX_TOKENS = 10**12
+# Times outside these can't be a record of AI use, and near year 1 or 9999 they can't even
+# be converted between time zones (OverflowError).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,14 @@ def _when(value: Any) -> datetime:
         at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise RowInvalid(f"occurred_at is not an ISO 8601 time: {value!r}") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    try:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:
+        at = EARLIEST - timedelta(days=1)  # out of range either way: said below
+    if not EARLIEST <= at < LATEST:
+        raise RowInvalid(f"occurred_at {value.strip()[:40]!r} is out of range: use a time "
+                         f"from {EARLIEST.year} to {LATEST.year - 1}")
+    return at
 
 
 def _cost(value: Any) -> int | None:
@@ -255,7 +266,12 @@ class _Times:
             if type(value) is not str:
                 raise _Unusual
             at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            try:
+                at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            except OverflowError:
+                raise _Unusual from None
+            if not EARLIEST <= at < LATEST:
+                raise _Unusual  # the general path names the problem
             iso = (value[:19] + "+00:00" if _CANONICAL_UTC.fullmatch(value)
                    else at.isoformat())
             if len(self._seen) > 10_000:

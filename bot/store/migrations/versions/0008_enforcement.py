@@ -1,7 +1,7 @@
 """enforcement: vendors' limits as read, tokencoach's overrides, and a durable write queue
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-24
 
 ``enforced_limits`` holds each member's limit as a vendor enforces it (Claude Enterprise
@@ -21,7 +21,7 @@ BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TS = sa.DateTime(timezone=True)
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
