@@ -58,3 +58,12 @@ async def test_a_connection_the_server_dropped_is_replaced(rt: Runtime, backend:
         await admin.close()
     assert dropped >= 1
     assert await rt.db.reads.fetch(PEOPLE, ids)  # retried once on a new connection
+
+
+async def test_reads_open_again_after_the_database_is_disposed(rt: Runtime) -> None:
+    """Like an engine's dispose(): a runtime whose server stopped (its cleanup disposes the
+    database) still reads, e.g. the CLI after an in-process server or a test after a POST."""
+    ids = {"ids": [1, 2]}
+    before = await rt.db.reads.fetch(PEOPLE, ids)
+    await rt.db.dispose()
+    assert await rt.db.reads.fetch(PEOPLE, ids) == before

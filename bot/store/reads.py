@@ -129,7 +129,11 @@ class DriverReads:
         self._url = make_url(url)
         self._idle: list[Any] = []
         self._slots = asyncio.Semaphore(size)
-        self._closed = False
+        # Bumped by close(): connections of an older generation are closed when given back.
+        # Like an engine's dispose(), closing does not end the object: a later read opens
+        # a new connection (a runtime is reused after its server stops, e.g. in the CLI).
+        self._generation = 0
+        self._born: dict[int, int] = {}
 
     async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> list[Row]:
         sql, args = stmt.args(self.dialect, params)
@@ -172,7 +176,7 @@ class DriverReads:
         return rows
 
     async def _release(self, conn: Any) -> None:
-        if self._closed:  # closed while this read ran
+        if self._born.get(id(conn)) != self._generation:  # closed while this read ran
             await self._discard(conn)
         else:
             self._idle.append(conn)
@@ -184,24 +188,24 @@ class DriverReads:
         return self.dialect.name == "postgresql"
 
     async def _connect(self) -> Any:
-        if self._closed:
-            raise StoreUnavailable("the database has been closed")
         try:
             if self._pg:
                 import asyncpg
 
                 dsn = self._url.set(drivername="postgresql").render_as_string(
                     hide_password=False)
-                return await asyncpg.connect(dsn, timeout=5, command_timeout=60)
-            import aiosqlite
+                conn = await asyncpg.connect(dsn, timeout=5, command_timeout=60)
+            else:
+                import aiosqlite
 
-            conn = await aiosqlite.connect(self._url.database or "", timeout=30,
-                                           isolation_level=None)
-            for pragma in ("busy_timeout=30000", "cache_size=-16384", "query_only=1"):
-                await conn.execute(f"PRAGMA {pragma}")
-            return conn
+                conn = await aiosqlite.connect(self._url.database or "", timeout=30,
+                                               isolation_level=None)
+                for pragma in ("busy_timeout=30000", "cache_size=-16384", "query_only=1"):
+                    await conn.execute(f"PRAGMA {pragma}")
         except (OSError, TimeoutError) as exc:
             raise StoreUnavailable(repr(exc)) from exc
+        self._born[id(conn)] = self._generation
+        return conn
 
     async def _run(self, conn: Any, sql: str, args: list[Any]) -> list[Row]:
         if self._pg:
@@ -222,6 +226,7 @@ class DriverReads:
         return False
 
     async def _discard(self, conn: Any) -> None:
+        self._born.pop(id(conn), None)
         with contextlib.suppress(Exception):  # already broken: nothing to release
             if self._pg:
                 conn.terminate()
@@ -229,7 +234,8 @@ class DriverReads:
                 await conn.close()
 
     async def close(self) -> None:
-        self._closed = True
+        self._generation += 1
         idle, self._idle = self._idle, []
         for conn in idle:
+            self._born.pop(id(conn), None)
             await conn.close()
